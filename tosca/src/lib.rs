@@ -9,3 +9,5 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceFile, Sources, Span};
+pub mod function;
+pub mod syntax;

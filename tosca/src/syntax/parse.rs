@@ -1,0 +1,1 @@
+//! Yaml -> ServiceTemplate.
