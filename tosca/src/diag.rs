@@ -207,6 +207,7 @@ pub mod codes {
         MULTIPLE_DOCUMENTS = "E0012", Error, "more than one YAML document in a file", "a TOSCA file holds one document; split it into files and import them";
         EMPTY_DOCUMENT = "E0013", Error, "empty document", "a service template needs at least tosca_definitions_version";
         BAD_IMPORT = "E0014", Error, "malformed import definition", "write an import as a path string, {file: ..., repository: ..., namespace_prefix: ...} or {name: path}";
+        REDEFINED_NORMATIVE = "W0017", Warning, "template redefines a normative type", "the template's definition replaces the normative one; rename it if that is not intended";
         UNKNOWN_REPOSITORY = "E0015", Error, "import names an undefined repository", "define the repository under `repositories:` or drop the `repository:` key";
         NAMESPACE_CLASH = "E0016", Error, "imported definition clashes with an existing one", "rename one of them or import with a namespace_prefix";
         // E01xx: the grammar of service templates.
@@ -230,6 +231,7 @@ pub mod codes {
         BAD_OCCURRENCES = "E0207", Error, "invalid occurrences", "occurrences is [min, max] with 0 <= min <= max, max may be UNBOUNDED";
         UNKNOWN_INTERFACE_OPERATION = "E0208", Error, "operation not defined by the interface type", "check the operation name against the interface type";
         DEPRECATED = "W0209", Warning, "use of a deprecated or experimental definition", "avoid definitions whose status is deprecated";
+        LENIENT_OVERRIDE = "W0211", Warning, "override is not a strict refinement (accepted)", "real profiles (e.g. INDIGO) do this; prefer a type derived from the parent's";
         AMBIGUOUS_TYPE = "E0210", Error, "type name is ambiguous", "use the full type name";
         // E03xx: values and constraints.
         TYPE_MISMATCH = "E0301", Error, "value does not match its type", "give a value of the declared type";

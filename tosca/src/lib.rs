@@ -11,3 +11,5 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceFile, Sources, Span};
 pub mod function;
 pub mod syntax;
+pub mod types;
+pub mod value;

@@ -13,7 +13,7 @@ use crate::yaml::Yaml;
 use indexmap::IndexMap;
 
 /// A value with the span it came from.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Sp<T> {
     pub value: T,
     pub span: Span,
