@@ -13,3 +13,4 @@ pub mod function;
 pub mod syntax;
 pub mod types;
 pub mod value;
+pub mod topology;

@@ -1,0 +1,468 @@
+//! The builder: one pass per concern, all writing diagnostics and continuing on errors.
+
+use super::model::*;
+use super::values::PV;
+use crate::diag::{codes, Diagnostic, Diagnostics};
+use crate::source::{Sources, Span};
+use crate::syntax::{self, parse::parse_file, PropertyDef, ServiceTemplate, Sp, ToscaVersion, TypeKind};
+use crate::types::{normative_source, Registry, TypeId};
+use crate::value::{self, DataTypeInfo, DataTypes, TypeSpec};
+use crate::yaml::Yaml;
+use indexmap::IndexMap;
+
+/// Input values given by the user (`--inputs FILE`, `-i k=v`), with where they were given.
+pub type Inputs = Vec<(Sp<String>, Yaml)>;
+
+impl DataTypes for Registry {
+    fn data_type(&self, name: &str) -> Option<DataTypeInfo<'_>> {
+        let id = self.lookup(TypeKind::Data, name)?;
+        let flat = self.flat(id);
+        Some(DataTypeInfo {
+            name: &self.get(id).name,
+            primitive: flat.primitive,
+            properties: flat.properties.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            constraints: flat.constraints.iter().collect(),
+            key_schema: flat.key_schema.as_ref(),
+            entry_schema: flat.entry_schema.as_ref(),
+        })
+    }
+}
+
+/// Per node template, what later passes need beyond the output model.
+pub(super) struct NodeCtx {
+    pub name: String,
+    pub span: Span,
+    pub type_id: Option<TypeId>,
+    pub properties: IndexMap<String, PV>,
+    pub capabilities: IndexMap<String, (Option<TypeId>, IndexMap<String, PV>)>,
+    pub tpl: syntax::NodeTemplate,
+}
+
+pub(super) struct Ctx<'a> {
+    pub reg: Registry,
+    pub diags: &'a mut Diagnostics,
+    pub inputs: IndexMap<String, (syntax::PropertyDef, Option<PV>)>,
+    pub nodes: Vec<NodeCtx>,
+    pub node_index: IndexMap<String, usize>,
+    pub rel_templates: syntax::Named<syntax::RelationshipTemplate>,
+}
+
+/// Builds the topology of `docs` (root first). Returns `None` only when there is nothing to
+/// build from (the root failed to parse).
+pub fn build(sources: &mut Sources, docs: &[(crate::FileId, Yaml)], edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics) -> Topology {
+    let templates: Vec<ServiceTemplate> = docs.iter().map(|(f, y)| parse_file(*f, y, diags)).collect();
+    let root = templates.first();
+    let version = root.and_then(|t| t.version.map(|v| v.value)).unwrap_or(ToscaVersion::V1_3);
+    for t in templates.iter().skip(1) {
+        if let Some(v) = t.version {
+            if v.value != version {
+                diags.push(
+                    Diagnostic::new(&codes::VERSION_MISMATCH, v.span, format!("this file is {} but the template is {}", v.value.as_str(), version.as_str()))
+                        .help(codes::VERSION_MISMATCH.help),
+                );
+            }
+        }
+    }
+
+    let mut reg = Registry::new();
+    let (norm_name, norm_text) = normative_source(version);
+    let norm_file = sources.add(norm_name, norm_text);
+    match crate::yaml::parse(norm_file, norm_text, &Default::default()) {
+        Ok(y) => {
+            let mut ignored = Diagnostics::new();
+            let st = parse_file(norm_file, &y, &mut ignored);
+            for (kind, name, span, def) in st.types {
+                reg.add(kind, name, def, norm_file, span, true, diags);
+            }
+        }
+        Err(d) => diags.push(d),
+    }
+    for t in &templates {
+        for (kind, name, span, def) in &t.types {
+            reg.add(*kind, name.clone(), def.clone(), t.file, *span, false, diags);
+        }
+    }
+    for (_, to, prefix) in edges {
+        let Some(prefix) = prefix else { continue };
+        if let Some(t) = templates.iter().find(|t| t.file == *to) {
+            for (kind, name, _, _) in &t.types {
+                if let Some(id) = reg.lookup(*kind, name) {
+                    reg.add_alias(*kind, format!("{prefix}:{name}"), id);
+                    reg.add_alias(*kind, format!("{prefix}.{name}"), id);
+                }
+            }
+        }
+    }
+    reg.resolve(diags);
+    check_type_definitions(&reg, diags);
+
+    let mut topo = Topology { format_version: "1.0", tosca_definitions_version: Some(version), ..Default::default() };
+    let Some(root) = root else { return topo };
+    topo.description = root.description.clone();
+    topo.metadata = root.metadata.clone();
+    let Some(tt) = root.topology.clone() else {
+        return topo;
+    };
+    if tt.node_templates.is_empty() {
+        diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
+    }
+    let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
+    ctx.build_inputs(&tt.inputs, given, &mut topo);
+    for (name, (span, nt)) in &tt.node_templates {
+        let nt = ctx.resolve_copy(name, nt, &tt.node_templates);
+        ctx.node_index.insert(name.clone(), ctx.nodes.len());
+        let node = ctx.build_node(name, *span, nt);
+        ctx.nodes.push(node);
+    }
+    let requirements = ctx.resolve_requirements();
+    ctx.check_cycles(&requirements);
+    super::functions::finish(&mut ctx, &tt, requirements, &mut topo);
+    topo
+}
+
+impl Ctx<'_> {
+    pub fn type_of(&mut self, kind: TypeKind, name: &Sp<String>) -> Option<TypeId> {
+        if name.value.is_empty() {
+            return None;
+        }
+        if let Some(id) = self.reg.lookup(kind, &name.value) {
+            return Some(id);
+        }
+        report_unknown_type(&self.reg, kind, name, self.diags);
+        None
+    }
+
+    pub fn spec_check(&mut self, y: &Yaml, def: &PropertyDef) -> value::Value {
+        match TypeSpec::of_property(def) {
+            Some(spec) => value::check_value(y, &spec, &self.reg, self.diags),
+            None => value::Value::Expr(y.clone()).clone_if_not_call(y),
+        }
+    }
+
+    pub fn to_pv(&mut self, v: &value::Value) -> PV {
+        let diags = &mut *self.diags;
+        PV::from_value(v, &mut |y| crate::function::parse(y, diags))
+    }
+
+    fn resolve_copy(&mut self, name: &str, nt: &syntax::NodeTemplate, all: &syntax::Named<syntax::NodeTemplate>) -> syntax::NodeTemplate {
+        let Some(copy) = &nt.copy else { return nt.clone() };
+        match all.get(&copy.value) {
+            Some((_, src)) if src.copy.is_none() && copy.value != name => {
+                let mut out = src.clone();
+                if !nt.type_name.value.is_empty() {
+                    out.type_name = nt.type_name.clone();
+                }
+                out.properties.extend(nt.properties.clone());
+                out.span = nt.span;
+                out.copy = None;
+                out
+            }
+            Some(_) => {
+                self.diags.push(
+                    Diagnostic::new(&codes::UNKNOWN_NODE_TEMPLATE, copy.span, format!("`copy` of `{}`, which is itself a copy (or this node)", copy.value))
+                        .help("copy a node template that is not itself a copy"),
+                );
+                nt.clone()
+            }
+            None => {
+                self.diags.report(&codes::UNKNOWN_NODE_TEMPLATE, copy.span, format!("`copy` names unknown node template `{}`", copy.value));
+                nt.clone()
+            }
+        }
+    }
+
+    fn build_inputs(&mut self, defs: &syntax::Named<PropertyDef>, given: &Inputs, topo: &mut Topology) {
+        for (name, (span, def)) in defs {
+            check_definition(&self.reg, def, *span, self.diags);
+            let default = def.default.as_ref().map(|d| self.spec_check(d, def));
+            let supplied = given.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| self.spec_check(y, def));
+            let required = def.required.map(|r| r.value).unwrap_or(true);
+            let chosen = supplied.or(default.clone());
+            if chosen.is_none() && required {
+                self.diags.push(
+                    Diagnostic::new(&codes::MISSING_INPUT, *span, format!("input `{name}` is required and has no value"))
+                        .help(format!("give it with -i {name}=VALUE or --inputs FILE, or add a default")),
+                );
+            }
+            let pv = chosen.map(|v| self.to_pv(&v));
+            let sensitive = is_sensitive(&self.reg, def);
+            topo.inputs.insert(
+                name.clone(),
+                Input {
+                    type_name: def.type_name.as_ref().map(|t| t.value.clone()).unwrap_or_else(|| "string".into()),
+                    required,
+                    description: def.description.clone(),
+                    default: default.as_ref().map(|v| v.to_json()),
+                    value: pv.as_ref().map(|p| match p {
+                        PV::Json(j) => j.clone(),
+                        _ => serde_json::Value::Null,
+                    }),
+                    sensitive,
+                },
+            );
+            self.inputs.insert(name.clone(), (def.clone(), pv));
+        }
+        for (k, y) in given {
+            if !defs.contains_key(&k.value) {
+                let names: Vec<&str> = defs.keys().map(String::as_str).collect();
+                let help = match crate::syntax::parse::suggest(&k.value, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if names.is_empty() => "the template declares no inputs".to_string(),
+                    None => format!("declared inputs: {}", names.join(", ")),
+                };
+                let _ = y;
+                self.diags.push(Diagnostic::new(&codes::UNKNOWN_INPUT, k.span, format!("input `{}` is not declared by the template", k.value)).help(help));
+            }
+        }
+    }
+
+    /// Property values of a template against the flat definitions: defaults applied, required
+    /// checked, unknown names reported.
+    pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> IndexMap<String, PV> {
+        let mut out = IndexMap::new();
+        for (name, def) in defs {
+            if let Some((_, y)) = given.get(name) {
+                let v = self.spec_check(y, def);
+                out.insert(name.clone(), self.to_pv(&v));
+            } else if let Some(d) = &def.default {
+                let v = self.spec_check(d, def);
+                out.insert(name.clone(), self.to_pv(&v));
+            } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
+                self.diags.push(
+                    Diagnostic::new(&codes::MISSING_PROPERTY, span, format!("{owner}: required {what} `{name}` has no value"))
+                        .help(format!("give `{name}` a value under {what}s, or a default in the type"))
+                        .related(def.span, "defined here"),
+                );
+            }
+        }
+        for (name, (kspan, _)) in given {
+            if !defs.contains_key(name) {
+                let help = match crate::syntax::parse::suggest(name, defs.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if defs.is_empty() => format!("the type defines no {what}s"),
+                    None => format!("defined {what}s: {}", defs.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
+                };
+                let code = if what == "attribute" { &codes::UNKNOWN_ATTRIBUTE } else { &codes::UNKNOWN_PROPERTY };
+                self.diags.push(Diagnostic::new(code, *kspan, format!("{owner}: unknown {what} `{name}`")).help(help));
+            }
+        }
+        out
+    }
+
+    fn build_node(&mut self, name: &str, span: Span, nt: syntax::NodeTemplate) -> NodeCtx {
+        let type_id = self.type_of(TypeKind::Node, &nt.type_name);
+        let mut node = NodeCtx { name: name.to_string(), span, type_id, properties: IndexMap::new(), capabilities: IndexMap::new(), tpl: nt };
+        let Some(tid) = type_id else { return node };
+        let flat = self.reg.flat(tid).clone();
+        let owner = format!("node template `{name}`");
+        let is_abstract = node.tpl.directives.iter().any(|d| d.value == "select" || d.value == "substitute");
+        node.properties = self.assign_values(&owner, node.tpl.type_name.span, &flat.properties, &node.tpl.properties, "property", !is_abstract);
+        let _ = self.assign_values(&owner, node.tpl.type_name.span, &flat.attributes, &node.tpl.attributes, "attribute", false);
+        for (cname, cdef) in &flat.capabilities {
+            let ctype = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value);
+            let mut defs: IndexMap<String, PropertyDef> = ctype.map(|c| self.reg.flat(c).properties.clone()).unwrap_or_default();
+            for (k, (_, d)) in &cdef.properties {
+                let mut d = d.clone();
+                if let Some(base) = defs.get(k) {
+                    if d.type_name.is_none() {
+                        d.type_name = base.type_name.clone();
+                        d.entry_schema = d.entry_schema.or(base.entry_schema.clone());
+                    }
+                    let mut cs = base.constraints.clone();
+                    cs.extend(d.constraints);
+                    d.constraints = cs;
+                    if d.default.is_none() {
+                        d.default = base.default.clone();
+                    }
+                }
+                defs.insert(k.clone(), d);
+            }
+            let empty = syntax::Values::new();
+            let given = node.tpl.capabilities.get(cname).map(|(_, a)| &a.properties).unwrap_or(&empty);
+            let props = self.assign_values(&format!("{owner}, capability `{cname}`"), node.tpl.type_name.span, &defs, given, "property", false);
+            node.capabilities.insert(cname.clone(), (ctype, props));
+        }
+        for (cname, (cspan, _)) in &node.tpl.capabilities {
+            if !flat.capabilities.contains_key(cname) {
+                let help = match crate::syntax::parse::suggest(cname, flat.capabilities.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("capabilities of `{}`: {}", node.tpl.type_name.value, flat.capabilities.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
+                };
+                self.diags.push(Diagnostic::new(&codes::UNKNOWN_CAPABILITY, *cspan, format!("{owner}: type `{}` has no capability `{cname}`", node.tpl.type_name.value)).help(help));
+            }
+        }
+        for (iname, (ispan, iface)) in &node.tpl.interfaces {
+            match flat.interfaces.get(iname) {
+                Some(def) => {
+                    let known: Vec<String> = def.operations.keys().cloned().chain(def.type_name.as_ref().and_then(|t| self.reg.lookup(TypeKind::Interface, &t.value)).map(|t| self.reg.flat(t).operations.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()).collect();
+                    for (op, (ospan, _)) in &iface.operations {
+                        if !known.iter().any(|k| k == op) {
+                            self.diags.push(
+                                Diagnostic::new(&codes::UNKNOWN_INTERFACE_OPERATION, *ospan, format!("{owner}: interface `{iname}` has no operation `{op}`"))
+                                    .help(format!("operations of `{iname}`: {}", known.join(", "))),
+                            );
+                        }
+                    }
+                }
+                None if iface.type_name.is_some() => {
+                    if let Some(t) = &iface.type_name {
+                        self.type_of(TypeKind::Interface, t);
+                    }
+                }
+                None => self.diags.push(
+                    Diagnostic::new(&codes::UNKNOWN_INTERFACE_OPERATION, *ispan, format!("{owner}: type `{}` has no interface `{iname}`", node.tpl.type_name.value))
+                        .help("define the interface in the node type, or give its `type` here"),
+                ),
+            }
+        }
+        for (_, (_, a)) in &node.tpl.artifacts {
+            if let Some(t) = &a.type_name {
+                self.type_of(TypeKind::Artifact, t);
+            }
+        }
+        if self.reg.get(tid).def.derived_from.is_none() && self.reg.get(tid).name != "tosca.nodes.Root" {
+            // A root-less custom node type is legal TOSCA 1.0 but unusual; nothing to say.
+        }
+        node
+    }
+}
+
+trait CloneIfNotCall {
+    fn clone_if_not_call(self, y: &Yaml) -> value::Value;
+}
+
+impl CloneIfNotCall for value::Value {
+    /// Without a type (a definition that failed to parse), keep calls as calls and everything
+    /// else as its plain JSON form, unchecked.
+    fn clone_if_not_call(self, y: &Yaml) -> value::Value {
+        if crate::function::is_call(y) {
+            self
+        } else {
+            value::Value::String(y.scalar_text().unwrap_or_default())
+        }
+    }
+}
+
+pub(super) fn is_sensitive(reg: &Registry, def: &PropertyDef) -> bool {
+    if def.metadata.get("sensitive").is_some_and(|v| v == "true") {
+        return true;
+    }
+    def.type_name.as_ref().is_some_and(|t| reg.is_a(TypeKind::Data, &t.value, "tosca.datatypes.Credential"))
+}
+
+pub(super) fn report_unknown_type(reg: &Registry, kind: TypeKind, name: &Sp<String>, diags: &mut Diagnostics) {
+    let others = reg.kinds_of(&name.value);
+    let d = if let Some(other) = others.first() {
+        Diagnostic::new(&codes::WRONG_TYPE_KIND, name.span, format!("`{}` is a {}, but a {} is expected here", name.value, other.noun(), kind.noun()))
+            .help(format!("use a {}", kind.noun()))
+    } else {
+        let names: Vec<&str> = reg.entries().filter(|(_, e)| e.kind == kind).map(|(_, e)| e.name.as_str()).collect();
+        let help = match crate::syntax::parse::suggest(&name.value, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => codes::UNKNOWN_TYPE.help.to_string(),
+        };
+        Diagnostic::new(&codes::UNKNOWN_TYPE, name.span, format!("unknown {} `{}`", kind.noun(), name.value)).help(help)
+    };
+    diags.push(d);
+}
+
+fn check_definition(reg: &Registry, def: &PropertyDef, span: Span, diags: &mut Diagnostics) {
+    match TypeSpec::of_property(def) {
+        Some(spec) => {
+            value::check_definition(&spec, reg, diags);
+            if let Some(d) = &def.default {
+                let before = diags.error_count();
+                let mut local = Diagnostics::new();
+                value::check_value(d, &spec, reg, &mut local);
+                for mut x in local.into_sorted() {
+                    if x.is_error() && x.code != codes::BAD_DEFAULT.id {
+                        x.message = format!("default: {}", x.message);
+                    }
+                    diags.push(x);
+                }
+                let _ = before;
+            }
+        }
+        None => {
+            diags.push(Diagnostic::new(&codes::MISSING_KEY, span, "definition has no `type`").help("add `type:` (e.g. string, integer, or a data type name)"));
+        }
+    }
+}
+
+/// Checks the definitions inside non-normative types: referenced types exist and are of the
+/// right kind, property definitions are well-typed.
+fn check_type_definitions(reg: &Registry, diags: &mut Diagnostics) {
+    let check_ref = |kind: TypeKind, n: &Sp<String>, diags: &mut Diagnostics| {
+        if reg.lookup(kind, &n.value).is_none() {
+            report_unknown_type(reg, kind, n, diags);
+        }
+    };
+    for (_, e) in reg.entries() {
+        if e.normative {
+            continue;
+        }
+        let d = &e.def;
+        for (_, (span, p)) in d.properties.iter().chain(d.attributes.iter()).chain(d.inputs.iter()) {
+            // Types without `type` inherit it from the parent: only top-level ones must say it.
+            if p.type_name.is_some() || e.parent.is_none() {
+                check_definition(reg, p, *span, diags);
+            }
+        }
+        if e.kind == TypeKind::Data {
+            if let Some(parent) = &d.derived_from {
+                if let Some(p) = crate::value::Primitive::parse(&parent.value) {
+                    let spec = TypeSpec { type_name: parent, entry_schema: d.entry_schema.as_deref(), key_schema: d.key_schema.as_deref(), constraints: &d.constraints };
+                    let _ = p;
+                    value::check_definition(&spec, reg, diags);
+                }
+            }
+        }
+        for (_, (_, c)) in &d.capabilities {
+            if !c.type_name.value.is_empty() {
+                check_ref(TypeKind::Capability, &c.type_name, diags);
+            }
+            for n in c.valid_source_types.iter().flatten() {
+                check_ref(TypeKind::Node, n, diags);
+            }
+            for (_, (span, p)) in c.properties.iter().chain(c.attributes.iter()) {
+                if p.type_name.is_some() {
+                    check_definition(reg, p, *span, diags);
+                }
+            }
+        }
+        for (_, r) in &d.requirements {
+            if let Some(c) = &r.capability {
+                check_ref(TypeKind::Capability, c, diags);
+            }
+            if let Some(n) = &r.node {
+                check_ref(TypeKind::Node, n, diags);
+            }
+            if let Some(rel) = &r.relationship {
+                check_ref(TypeKind::Relationship, rel, diags);
+            }
+        }
+        for (_, (_, i)) in &d.interfaces {
+            if let Some(t) = &i.type_name {
+                check_ref(TypeKind::Interface, t, diags);
+            }
+        }
+        for (_, (_, a)) in &d.artifacts {
+            if let Some(t) = &a.type_name {
+                check_ref(TypeKind::Artifact, t, diags);
+            }
+        }
+        for n in d.valid_target_types.iter().flatten() {
+            if reg.lookup(TypeKind::Capability, &n.value).is_none() && reg.lookup(TypeKind::Node, &n.value).is_none() {
+                report_unknown_type(reg, TypeKind::Capability, n, diags);
+            }
+        }
+        for n in d.valid_source_types.iter().flatten().chain(d.members.iter().flatten()) {
+            check_ref(TypeKind::Node, n, diags);
+        }
+        for n in d.targets.iter().flatten() {
+            if reg.lookup(TypeKind::Node, &n.value).is_none() && reg.lookup(TypeKind::Group, &n.value).is_none() {
+                report_unknown_type(reg, TypeKind::Node, n, diags);
+            }
+        }
+    }
+}

@@ -1,0 +1,698 @@
+//! The last pass: function calls checked against the topology and evaluated where constant;
+//! then the output model is assembled (nodes, groups, policies, outputs, substitution, workflows).
+
+use super::build::{is_sensitive, report_unknown_type, Ctx};
+use super::model::*;
+use super::requirements::Resolved;
+use super::values::{expr_json, PV};
+use crate::diag::{codes, Diagnostic};
+use crate::function::{Arg, Call, Expr, PathSeg};
+use crate::syntax::{self, Sp, TypeKind};
+use indexmap::IndexMap;
+use serde_json::Value as J;
+
+/// Where a call is evaluated: SELF, and SOURCE/TARGET inside a relationship.
+#[derive(Clone, Copy, Debug)]
+struct Site {
+    node: Option<usize>,
+    source: Option<usize>,
+    target: Option<usize>,
+}
+
+const MAX_DEPTH: usize = 32;
+
+struct Eval<'c, 'd> {
+    ctx: &'c mut Ctx<'d>,
+    reqs: &'c [Vec<Resolved>],
+    hosts: Vec<Option<usize>>,
+}
+
+impl Eval<'_, '_> {
+    fn entity(&mut self, e: &Sp<String>, site: Site, for_host_attr: bool) -> Option<usize> {
+        match e.value.as_str() {
+            "SELF" => match site.node.or(site.source) {
+                Some(n) => Some(n),
+                None => {
+                    self.ctx.diags.report(&codes::FUNCTION_CONTEXT, e.span, "SELF is not valid here: there is no node template in scope");
+                    None
+                }
+            },
+            "SOURCE" | "TARGET" => {
+                let r = if e.value == "SOURCE" { site.source } else { site.target };
+                if r.is_none() {
+                    self.ctx.diags.push(
+                        Diagnostic::new(&codes::FUNCTION_CONTEXT, e.span, format!("{} is valid only in a relationship (requirement, relationship template or its interfaces)", e.value))
+                            .help(codes::FUNCTION_CONTEXT.help),
+                    );
+                }
+                r
+            }
+            "HOST" => {
+                let me = site.node.or(site.source)?;
+                let h = self.hosts[me];
+                if h.is_none() && !for_host_attr {
+                    self.ctx.diags.push(
+                        Diagnostic::new(&codes::FUNCTION_CONTEXT, e.span, format!("HOST: node `{}` is not hosted on anything", self.ctx.nodes[me].name))
+                            .help("add a host requirement (HostedOn) to the node"),
+                    );
+                }
+                h
+            }
+            name => match self.ctx.node_index.get(name) {
+                Some(&i) => Some(i),
+                None if self.ctx.rel_templates.contains_key(name) => None,
+                None => {
+                    let names: Vec<&str> = self.ctx.node_index.keys().map(String::as_str).collect();
+                    let help = match syntax::parse::suggest(name, names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => codes::FUNCTION_ENTITY.help.to_string(),
+                    };
+                    self.ctx.diags.push(Diagnostic::new(&codes::FUNCTION_ENTITY, e.span, format!("unknown node template `{name}`")).help(help));
+                    None
+                }
+            },
+        }
+    }
+
+    /// Checks that `path` names a property (or, for attributes, an attribute or property) of node
+    /// `n`, possibly through a capability or requirement; returns the value when known.
+    fn lookup(&mut self, n: usize, path: &[PathSeg], attribute: bool, depth: usize, report: bool) -> Result<Option<J>, ()> {
+        let Some(tid) = self.ctx.nodes[n].type_id else { return Ok(None) };
+        let Some(PathSeg::Name(first)) = path.first() else { return Err(()) };
+        let flat = self.ctx.reg.flat(tid);
+        let in_props = flat.properties.contains_key(&first.value);
+        let in_attrs = attribute && flat.attributes.contains_key(&first.value);
+        if in_props && !in_attrs {
+            let pv = self.ctx.nodes[n].properties.get(&first.value).cloned();
+            let site = Site { node: Some(n), source: None, target: None };
+            let v = match pv {
+                Some(pv) => self.eval_pv(&pv, site, depth + 1),
+                None => Some(J::Null),
+            };
+            return Ok(if attribute { None } else { v.and_then(|v| index(&v, &path[1..])) });
+        }
+        if in_attrs {
+            return Ok(None);
+        }
+        if let Some(cap) = flat.capabilities.get(&first.value) {
+            let ct = self.ctx.reg.lookup(TypeKind::Capability, &cap.type_name.value);
+            let Some(PathSeg::Name(second)) = path.get(1) else {
+                if report {
+                    self.ctx.diags.report(&codes::FUNCTION_PATH, first.span, format!("`{}` is a capability: name one of its properties after it", first.value));
+                }
+                return Err(());
+            };
+            let cflat = ct.map(|c| self.ctx.reg.flat(c));
+            let has_prop = cap.properties.contains_key(&second.value) || cflat.is_some_and(|f| f.properties.contains_key(&second.value));
+            let has_attr = attribute && (cap.attributes.contains_key(&second.value) || cflat.is_some_and(|f| f.attributes.contains_key(&second.value)));
+            if !has_prop && !has_attr {
+                if report {
+                    self.ctx.diags.push(
+                        Diagnostic::new(&codes::FUNCTION_PATH, second.span, format!("capability `{}` of `{}` has no {} `{}`", first.value, self.ctx.nodes[n].name, if attribute { "attribute" } else { "property" }, second.value))
+                            .help(codes::FUNCTION_PATH.help),
+                    );
+                }
+                return Err(());
+            }
+            if attribute || !has_prop {
+                return Ok(None);
+            }
+            let pv = self.ctx.nodes[n].capabilities.get(&first.value).and_then(|(_, p)| p.get(&second.value)).cloned();
+            let site = Site { node: Some(n), source: None, target: None };
+            return Ok(match pv {
+                Some(pv) => self.eval_pv(&pv, site, depth + 1).and_then(|v| index(&v, &path[2..])),
+                None => Some(J::Null),
+            });
+        }
+        // A requirement name: the property is looked up on the requirement's target.
+        if let Some(r) = self.reqs[n].iter().find(|r| r.name == first.value) {
+            return match r.target {
+                Some(t) if depth < MAX_DEPTH => self.lookup(t, &path[1..], attribute, depth + 1, report),
+                _ => Ok(None),
+            };
+        }
+        if report {
+            let mut names: Vec<&str> = flat.properties.keys().map(String::as_str).collect();
+            if attribute {
+                names.extend(flat.attributes.keys().map(String::as_str));
+            }
+            let help = match syntax::parse::suggest(&first.value, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => codes::FUNCTION_PATH.help.to_string(),
+            };
+            self.ctx.diags.push(
+                Diagnostic::new(&codes::FUNCTION_PATH, first.span, format!("node `{}` ({}) has no {} or capability `{}`", self.ctx.nodes[n].name, self.ctx.reg.get(tid).name, if attribute { "attribute, property" } else { "property" }, first.value))
+                    .help(help),
+            );
+        }
+        Err(())
+    }
+
+    /// Evaluates a call; `None` means "known only after apply" (or already reported as wrong).
+    fn eval(&mut self, c: &Expr, site: Site, depth: usize, report: bool) -> Option<J> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match c {
+            Expr::GetInput { name, path } => match self.ctx.inputs.get(&name.value).cloned() {
+                Some((_, Some(pv))) => self.eval_pv(&pv, site, depth + 1).and_then(|v| index(&v, path)),
+                Some((_, None)) => None,
+                None => {
+                    if report {
+                        let names: Vec<&str> = self.ctx.inputs.keys().map(String::as_str).collect();
+                        let help = match syntax::parse::suggest(&name.value, names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => codes::FUNCTION_INPUT.help.to_string(),
+                        };
+                        self.ctx.diags.push(Diagnostic::new(&codes::FUNCTION_INPUT, name.span, format!("get_input: no input named `{}`", name.value)).help(help));
+                    }
+                    None
+                }
+            },
+            Expr::GetProperty { entity, path } => {
+                let n = self.entity(entity, site, false)?;
+                self.lookup(n, path, false, depth, report).ok().flatten()
+            }
+            Expr::GetAttribute { entity, path } => {
+                let mut n = self.entity(entity, site, true);
+                if entity.value == "HOST" {
+                    // HOST: the first node up the HostedOn chain that has the attribute.
+                    let mut cur = n;
+                    while let Some(h) = cur {
+                        if self.lookup(h, path, true, depth, false).is_ok() {
+                            break;
+                        }
+                        cur = self.hosts[h];
+                    }
+                    n = cur.or(n);
+                }
+                if let Some(n) = n {
+                    let _ = self.lookup(n, path, true, depth, report);
+                }
+                None
+            }
+            Expr::GetOperationOutput { entity, interface, .. } => {
+                let n = self.entity(entity, site, false)?;
+                if let Some(t) = self.ctx.nodes[n].type_id {
+                    if report && !self.ctx.reg.flat(t).interfaces.contains_key(&interface.value) && !self.ctx.nodes[n].tpl.interfaces.contains_key(&interface.value) {
+                        self.ctx.diags.report(&codes::FUNCTION_PATH, interface.span, format!("node `{}` has no interface `{}`", self.ctx.nodes[n].name, interface.value));
+                    }
+                }
+                None
+            }
+            Expr::Concat(args) => {
+                let mut s = String::new();
+                let mut known = true;
+                for a in args {
+                    match self.arg(a, site, depth, report) {
+                        Some(v) => s.push_str(&text(&v)),
+                        None => known = false,
+                    }
+                }
+                known.then_some(J::String(s))
+            }
+            Expr::Join { list, delimiter } => {
+                let mut parts = Vec::new();
+                let mut known = true;
+                for a in list {
+                    match self.arg(a, site, depth, report) {
+                        Some(v) => parts.push(text(&v)),
+                        None => known = false,
+                    }
+                }
+                let d = match delimiter {
+                    Some(d) => self.arg(d, site, depth, report).map(|v| text(&v)),
+                    None => Some(String::new()),
+                };
+                if known {
+                    d.map(|d| J::String(parts.join(&d)))
+                } else {
+                    None
+                }
+            }
+            Expr::Token { string, chars, index: i } => {
+                let s = text(&self.arg(string, site, depth, report)?);
+                let parts: Vec<&str> = s.split(|c| chars.value.contains(c)).collect();
+                match parts.get(i.value as usize) {
+                    Some(p) => Some(J::String((*p).to_string())),
+                    None => {
+                        if report {
+                            self.ctx.diags.report(&codes::FUNCTION_INDEX, i.span, format!("token: index {} but `{s}` has {} tokens", i.value, parts.len()));
+                        }
+                        None
+                    }
+                }
+            }
+            Expr::GetArtifact { entity, artifact, .. } => {
+                let n = self.entity(entity, site, false)?;
+                let has = self.ctx.nodes[n].tpl.artifacts.contains_key(&artifact.value) || self.ctx.nodes[n].type_id.is_some_and(|t| self.ctx.reg.flat(t).artifacts.contains_key(&artifact.value));
+                if !has && report {
+                    self.ctx.diags.report(&codes::UNKNOWN_ARTIFACT, artifact.span, format!("node `{}` has no artifact `{}`", self.ctx.nodes[n].name, artifact.value));
+                }
+                None
+            }
+            Expr::GetNodesOfType(t) => match self.ctx.reg.lookup(TypeKind::Node, &t.value) {
+                Some(tid) => Some(J::Array(self.ctx.nodes_of_type(tid).into_iter().map(|i| J::String(self.ctx.nodes[i].name.clone())).collect())),
+                None => {
+                    if report {
+                        report_unknown_type(&self.ctx.reg, TypeKind::Node, t, self.ctx.diags);
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    fn arg(&mut self, a: &Arg, site: Site, depth: usize, report: bool) -> Option<J> {
+        match a {
+            Arg::Lit(y) => Some(y.to_json()),
+            Arg::Call(e) => self.eval(e, site, depth + 1, report),
+        }
+    }
+
+    /// Evaluates nested calls inside a value (no reporting: each call is checked at its own site).
+    fn eval_pv(&mut self, pv: &PV, site: Site, depth: usize) -> Option<J> {
+        match pv {
+            PV::Json(j) => Some(j.clone()),
+            PV::List(items) => items.iter().map(|i| self.eval_pv(i, site, depth)).collect::<Option<Vec<_>>>().map(J::Array),
+            PV::Map(m) => m.iter().map(|(k, v)| self.eval_pv(v, site, depth).map(|v| (k.clone(), v))).collect::<Option<serde_json::Map<_, _>>>().map(J::Object),
+            PV::Call(c) => self.eval(&c.expr, site, depth + 1, false),
+        }
+    }
+
+    /// The output form: calls evaluated where constant, kept as `{"$expr": ...}` otherwise.
+    /// Each call is checked (and reported) here, once.
+    fn render(&mut self, pv: &PV, site: Site) -> J {
+        match pv {
+            PV::Json(j) => j.clone(),
+            PV::List(items) => J::Array(items.iter().map(|i| self.render(i, site)).collect()),
+            PV::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), self.render(v, site))).collect()),
+            PV::Call(c) => self.render_call(c, site),
+        }
+    }
+
+    fn render_call(&mut self, c: &Call, site: Site) -> J {
+        match self.eval(&c.expr, site, 0, true) {
+            Some(v) => v,
+            None => expr_json(c),
+        }
+    }
+}
+
+fn index(v: &J, path: &[PathSeg]) -> Option<J> {
+    let mut cur = v;
+    for seg in path {
+        cur = match (seg, cur) {
+            (PathSeg::Name(n), J::Object(m)) => m.get(&n.value)?,
+            (PathSeg::Index(i), J::Array(a)) => a.get(usize::try_from(i.value).ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur.clone())
+}
+
+fn text(v: &J) -> String {
+    match v {
+        J::String(s) => s.clone(),
+        J::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec<Vec<Resolved>>, topo: &mut Topology) {
+    let n = ctx.nodes.len();
+    let mut hosts = vec![None; n];
+    for (i, rs) in reqs.iter().enumerate() {
+        for r in rs {
+            if let (Some(t), Some(rt)) = (r.target, r.relationship_type) {
+                if ctx.reg.lookup(TypeKind::Relationship, "tosca.relationships.HostedOn").is_some_and(|h| ctx.reg.derives_from(rt, h)) {
+                    hosts[i] = Some(t);
+                }
+            }
+        }
+    }
+    let mut ev = Eval { ctx, reqs: &reqs, hosts };
+    for i in 0..n {
+        let site = Site { node: Some(i), source: None, target: None };
+        let Some(tid) = ev.ctx.nodes[i].type_id else { continue };
+        let props = ev.ctx.nodes[i].properties.clone();
+        let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+        let flat = ev.ctx.reg.flat(tid).clone();
+        let mut capabilities = IndexMap::new();
+        for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone() {
+            let cdef = &flat.capabilities[&cname];
+            let rendered: IndexMap<String, J> = cprops.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+            capabilities.insert(
+                cname.clone(),
+                Capability {
+                    type_name: ctype.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| cdef.type_name.value.clone()),
+                    types: ctype.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(),
+                    properties: rendered,
+                    attributes: IndexMap::new(),
+                    occurrences: ev.ctx.nodes[i].tpl.capabilities.get(&cname).and_then(|(_, a)| a.occurrences).or(cdef.occurrences).map(|o| o.value),
+                },
+            );
+        }
+        let scaling = scaling_of(&mut ev, i, &capabilities);
+        let mut requirements = Vec::new();
+        for r in &reqs[i] {
+            let rel_site = Site { node: None, source: Some(i), target: r.target };
+            let mut props = IndexMap::new();
+            if let Some(rt) = r.relationship_type {
+                let defs = ev.ctx.reg.flat(rt).properties.clone();
+                let owner = format!("relationship of requirement `{}` of `{}`", r.name, ev.ctx.nodes[i].name);
+                let pv = ev.ctx.assign_values(&owner, r.span, &defs, &r.relationship_properties, "property", false);
+                props = pv.iter().map(|(k, v)| (k.clone(), ev.render(v, rel_site))).collect();
+            }
+            let mut interfaces = IndexMap::new();
+            if let Some(rt) = &r.relationship_template {
+                if let Some((_, tpl)) = ev.ctx.rel_templates.get(rt).cloned() {
+                    interfaces = render_interfaces(&mut ev, &tpl.interfaces, rel_site);
+                }
+            }
+            requirements.push(Requirement {
+                name: r.name.clone(),
+                fulfilment: if r.target.is_some() { Fulfilment::Template } else { Fulfilment::Orchestrator },
+                node: r.target.map(|t| ev.ctx.nodes[t].name.clone()),
+                capability: r.capability.clone(),
+                capability_type: r.capability_type.clone(),
+                relationship: Relationship {
+                    type_name: r.relationship_type.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| "tosca.relationships.DependsOn".into()),
+                    types: r.relationship_type.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(),
+                    template: r.relationship_template.clone(),
+                    properties: props,
+                    interfaces,
+                },
+            });
+        }
+        // Type-level interfaces, with the template's assignments merged over them.
+        let mut ifaces = flat.interfaces.clone();
+        for (k, (_, v)) in &ev.ctx.nodes[i].tpl.interfaces {
+            let merged = match ifaces.get(k) {
+                Some(base) => {
+                    let mut m = base.clone();
+                    for (op, o) in &v.operations {
+                        let mut o = o.clone();
+                        if let Some((_, b)) = m.operations.get(op) {
+                            if o.1.implementation.is_none() {
+                                o.1.implementation = b.implementation.clone();
+                            }
+                        }
+                        m.operations.insert(op.clone(), o);
+                    }
+                    m.inputs.extend(v.inputs.clone());
+                    m
+                }
+                None => v.clone(),
+            };
+            ifaces.insert(k.clone(), merged);
+        }
+        let named: syntax::Named<syntax::InterfaceDef> = ifaces.into_iter().map(|(k, v)| (k, (v.span, v))).collect();
+        let interfaces = render_interfaces(&mut ev, &named, site);
+        let mut artifacts: IndexMap<String, Artifact> = IndexMap::new();
+        for (k, a) in flat.artifacts.iter().chain(ev.ctx.nodes[i].tpl.artifacts.iter().map(|(k, (_, a))| (k, a))) {
+            artifacts.insert(k.clone(), Artifact { type_name: a.type_name.as_ref().map(|t| t.value.clone()), file: a.file.value.clone(), repository: a.repository.as_ref().map(|r| r.value.clone()), deploy_path: a.deploy_path.clone() });
+        }
+        let attrs_given = ev.ctx.nodes[i].tpl.attributes.clone();
+        let mut attributes = IndexMap::new();
+        for (k, def) in &flat.attributes {
+            let y = attrs_given.get(k).map(|(_, y)| y.clone()).or(def.default.clone());
+            if let Some(y) = y {
+                let v = ev.ctx.spec_check(&y, def);
+                let pv = ev.ctx.to_pv(&v);
+                attributes.insert(k.clone(), ev.render(&pv, site));
+            }
+        }
+        let sensitive = flat.properties.iter().filter(|(_, d)| is_sensitive(&ev.ctx.reg, d)).map(|(k, _)| k.clone()).collect();
+        let tpl = &ev.ctx.nodes[i].tpl;
+        let node = Node {
+            type_name: ev.ctx.reg.get(tid).name.clone(),
+            types: ev.ctx.reg.chain_names(tid),
+            description: tpl.description.clone(),
+            metadata: tpl.metadata.clone(),
+            directives: tpl.directives.iter().map(|d| d.value.clone()).collect(),
+            properties,
+            attributes,
+            capabilities,
+            requirements,
+            interfaces,
+            artifacts,
+            host: ev.hosts[i].map(|h| ev.ctx.nodes[h].name.clone()),
+            scaling,
+            sensitive,
+        };
+        topo.nodes.insert(ev.ctx.nodes[i].name.clone(), node);
+    }
+    for (name, (span, g)) in &tt.groups {
+        let gt = ev.ctx.type_of(TypeKind::Group, &g.type_name);
+        let allowed = gt.and_then(|t| ev.ctx.reg.flat(t).members.clone());
+        for m in &g.members {
+            match ev.ctx.node_index.get(&m.value) {
+                None if !tt.groups.contains_key(&m.value) => ev.ctx.diags.report(&codes::BAD_GROUP_MEMBER, m.span, format!("group `{name}`: member `{}` is not a node template", m.value)),
+                Some(&ni) => {
+                    if let (Some(allowed), Some(nt)) = (&allowed, ev.ctx.nodes[ni].type_id) {
+                        if !allowed.is_empty() && !allowed.iter().any(|a| ev.ctx.reg.lookup(TypeKind::Node, &a.value).is_some_and(|at| ev.ctx.reg.derives_from(nt, at))) {
+                            ev.ctx.diags.report(&codes::BAD_GROUP_MEMBER, m.span, format!("group `{name}`: member `{}` is not of an allowed type ({})", m.value, allowed.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(", ")));
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        let defs = gt.map(|t| ev.ctx.reg.flat(t).properties.clone()).unwrap_or_default();
+        let pv = ev.ctx.assign_values(&format!("group `{name}`"), *span, &defs, &g.properties, "property", true);
+        let site = Site { node: None, source: None, target: None };
+        let properties = pv.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+        topo.groups.insert(name.clone(), Group { type_name: gt.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| g.type_name.value.clone()), types: gt.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(), members: g.members.iter().map(|m| m.value.clone()).collect(), properties });
+    }
+    for (name, (span, p)) in &tt.policies {
+        let pt = ev.ctx.type_of(TypeKind::Policy, &p.type_name);
+        let allowed = pt.and_then(|t| ev.ctx.reg.flat(t).targets.clone()).unwrap_or_default();
+        for t in &p.targets {
+            let node_type = ev.ctx.node_index.get(&t.value).and_then(|&i| ev.ctx.nodes[i].type_id);
+            let is_group = tt.groups.get(&t.value);
+            if node_type.is_none() && is_group.is_none() && !ev.ctx.node_index.contains_key(&t.value) {
+                ev.ctx.diags.report(&codes::BAD_POLICY_TARGET, t.span, format!("policy `{name}`: target `{}` is neither a node template nor a group", t.value));
+                continue;
+            }
+            if allowed.is_empty() {
+                continue;
+            }
+            let ok = allowed.iter().any(|a| match (node_type, is_group) {
+                (Some(nt), _) => ev.ctx.reg.lookup(TypeKind::Node, &a.value).is_some_and(|at| ev.ctx.reg.derives_from(nt, at)),
+                (None, Some((_, g))) => match (ev.ctx.reg.lookup(TypeKind::Group, &a.value), ev.ctx.reg.lookup(TypeKind::Group, &g.type_name.value)) {
+                    (Some(at), Some(gt)) => ev.ctx.reg.derives_from(gt, at),
+                    _ => false,
+                },
+                _ => true,
+            });
+            if !ok {
+                ev.ctx.diags.report(&codes::BAD_POLICY_TARGET, t.span, format!("policy `{name}`: target `{}` is not of a type the policy allows ({})", t.value, allowed.iter().map(|a| a.value.as_str()).collect::<Vec<_>>().join(", ")));
+            }
+        }
+        let defs = pt.map(|t| ev.ctx.reg.flat(t).properties.clone()).unwrap_or_default();
+        let pv = ev.ctx.assign_values(&format!("policy `{name}`"), *span, &defs, &p.properties, "property", true);
+        let site = Site { node: None, source: None, target: None };
+        let properties = pv.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+        topo.policies.insert(name.clone(), Policy { type_name: pt.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| p.type_name.value.clone()), types: pt.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(), targets: p.targets.iter().map(|t| t.value.clone()).collect(), properties });
+    }
+    for (name, (span, o)) in &tt.outputs {
+        let site = Site { node: None, source: None, target: None };
+        let Some(y) = o.value.as_ref() else {
+            ev.ctx.diags.report(&codes::MISSING_KEY, *span, format!("output `{name}` has no `value`"));
+            continue;
+        };
+        let v = match &o.type_name {
+            Some(_) => ev.ctx.spec_check(y, o),
+            None => plain(y),
+        };
+        let pv = ev.ctx.to_pv(&v);
+        let value = ev.render(&pv, site);
+        topo.outputs.insert(name.clone(), Output { description: o.description.clone(), value });
+    }
+    if let Some(s) = &tt.substitution_mappings {
+        topo.substitution = Some(substitution(&mut ev, s, tt));
+    }
+    for (name, (_, w)) in &tt.workflows {
+        topo.workflows.insert(name.clone(), workflow(&mut ev, name, w, tt));
+    }
+}
+
+/// A value without a declared type: calls stay calls, the rest is taken as written.
+fn plain(y: &crate::yaml::Yaml) -> crate::value::Value {
+    use crate::value::Value;
+    use crate::yaml::YamlValue as Y;
+    if crate::function::is_call(y) {
+        return Value::Expr(y.clone());
+    }
+    match &y.value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Int(i) => Value::Integer(*i),
+        Y::Float(f) => Value::Float(*f),
+        Y::Str(s) => Value::String(s.clone()),
+        Y::Seq(items) => Value::List(items.iter().map(plain).collect()),
+        Y::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), plain(v))).collect()),
+    }
+}
+
+fn render_interfaces(ev: &mut Eval<'_, '_>, ifaces: &syntax::Named<syntax::InterfaceDef>, site: Site) -> IndexMap<String, Interface> {
+    let mut out = IndexMap::new();
+    for (name, (_, i)) in ifaces {
+        let mut ops = IndexMap::new();
+        for (op, (_, o)) in &i.operations {
+            let mut inputs = IndexMap::new();
+            for (k, (_, y)) in i.inputs.iter().chain(o.inputs.iter()) {
+                // Type-level inputs are definitions ({type: ..., default: ...}); template-level are values.
+                let y = match y.get("type").and(y.get("default").or(y.get("value"))) {
+                    Some(d) => d.clone(),
+                    None if y.get("type").is_some() => continue,
+                    None => y.clone(),
+                };
+                let v = plain(&y);
+                let pv = ev.ctx.to_pv(&v);
+                inputs.insert(k.clone(), ev.render(&pv, site));
+            }
+            let imp = o.implementation.as_ref();
+            ops.insert(
+                op.clone(),
+                Operation {
+                    implementation: imp.and_then(|i| i.primary.as_ref()).map(|p| p.value.clone()),
+                    dependencies: imp.map(|i| i.dependencies.iter().map(|d| d.value.clone()).collect()).unwrap_or_default(),
+                    timeout: imp.and_then(|i| i.timeout).map(|t| t.value),
+                    inputs,
+                },
+            );
+        }
+        if !ops.is_empty() {
+            out.insert(name.clone(), Interface { type_name: i.type_name.as_ref().map(|t| t.value.clone()), operations: ops });
+        }
+    }
+    out
+}
+
+fn scaling_of(ev: &mut Eval<'_, '_>, i: usize, caps: &IndexMap<String, Capability>) -> Option<Scaling> {
+    let scalable = ev.ctx.reg.lookup(TypeKind::Capability, "tosca.capabilities.Scalable");
+    let (name, cap) = caps.iter().find(|(n, c)| n.as_str() == "scalable" || scalable.is_some_and(|s| ev.ctx.reg.lookup(TypeKind::Capability, &c.type_name).is_some_and(|t| ev.ctx.reg.derives_from(t, s))))?;
+    let get = |k: &str| cap.properties.get(k).and_then(J::as_u64);
+    let given = |k: &str| ev.ctx.nodes[i].tpl.capabilities.get(name).is_some_and(|(_, a)| a.properties.contains_key(k));
+    // INDIGO writes `count`; TOSCA `default_instances`. An explicit value wins over a default.
+    let default = if given("count") { get("count") } else if given("default_instances") { get("default_instances") } else { get("default_instances").or(get("count")) };
+    let min = get("min_instances");
+    let max = get("max_instances");
+    let default = default.or(min).unwrap_or(1);
+    let bad = min.is_some_and(|m| m > default) || max.is_some_and(|m| m < default) || matches!((min, max), (Some(a), Some(b)) if a > b);
+    if bad {
+        let span = ev.ctx.nodes[i].tpl.capabilities.get(name).map(|(s, _)| *s).unwrap_or(ev.ctx.nodes[i].span);
+        ev.ctx.diags.push(
+            Diagnostic::new(&codes::BAD_SCALING, span, format!("node `{}`: scaling needs min_instances <= default <= max_instances, found min={} default={} max={}", ev.ctx.nodes[i].name, min.map(|m| m.to_string()).unwrap_or("-".into()), default, max.map(|m| m.to_string()).unwrap_or("-".into())))
+                .help(codes::BAD_SCALING.help),
+        );
+    }
+    let removal_list = cap.properties.get("removal_list").and_then(J::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    Some(Scaling { default_instances: default, min_instances: min, max_instances: max, removal_list })
+}
+
+fn substitution(ev: &mut Eval<'_, '_>, s: &syntax::SubstitutionMappings, tt: &syntax::TopologyTemplate) -> Substitution {
+    let nt = ev.ctx.type_of(TypeKind::Node, &s.node_type);
+    let mut out = Substitution { node_type: s.node_type.value.clone(), capabilities: IndexMap::new(), requirements: IndexMap::new(), properties: IndexMap::new() };
+    let flat = nt.map(|t| ev.ctx.reg.flat(t).clone());
+    for (is_cap, list) in [(true, &s.capabilities), (false, &s.requirements)] {
+        for (name, target) in list {
+            let (Some(node), Some(item)) = (target.first(), target.get(1)) else { continue };
+            let what = if is_cap { "capability" } else { "requirement" };
+            if let Some(f) = &flat {
+                let exists = if is_cap { f.capabilities.contains_key(&name.value) } else { f.requirements.iter().any(|(n, _)| *n == name.value) };
+                if !exists {
+                    ev.ctx.diags.report(&codes::BAD_SUBSTITUTION, name.span, format!("substitution: node type `{}` has no {what} `{}`", s.node_type.value, name.value));
+                }
+            }
+            match ev.ctx.node_index.get(&node.value).copied() {
+                None => ev.ctx.diags.report(&codes::BAD_SUBSTITUTION, node.span, format!("substitution: `{}` is not a node template", node.value)),
+                Some(ni) => {
+                    let ok = ev.ctx.nodes[ni].type_id.is_some_and(|t| {
+                        let f = ev.ctx.reg.flat(t);
+                        if is_cap { f.capabilities.contains_key(&item.value) } else { f.requirements.iter().any(|(n, _)| *n == item.value) }
+                    });
+                    if !ok {
+                        ev.ctx.diags.report(&codes::BAD_SUBSTITUTION, item.span, format!("substitution: node `{}` has no {what} `{}`", node.value, item.value));
+                    }
+                }
+            }
+            let entry = (node.value.clone(), item.value.clone());
+            if is_cap {
+                out.capabilities.insert(name.value.clone(), entry);
+            } else {
+                out.requirements.insert(name.value.clone(), entry);
+            }
+        }
+    }
+    for (name, (span, y)) in &s.properties {
+        if let Some(f) = &flat {
+            if !f.properties.contains_key(name) {
+                ev.ctx.diags.report(&codes::BAD_SUBSTITUTION, *span, format!("substitution: node type `{}` has no property `{name}`", s.node_type.value));
+            }
+        }
+        // `[input_name]` maps a property to an input.
+        if let Some([input]) = y.as_seq() {
+            if let Some(i) = input.as_str() {
+                if !tt.inputs.contains_key(i) {
+                    ev.ctx.diags.report(&codes::BAD_SUBSTITUTION, input.span, format!("substitution: property `{name}` maps to unknown input `{i}`"));
+                }
+            }
+        }
+        out.properties.insert(name.clone(), y.to_json());
+    }
+    out
+}
+
+fn workflow(ev: &mut Eval<'_, '_>, name: &str, w: &syntax::Workflow, tt: &syntax::TopologyTemplate) -> Workflow {
+    const STATES: &[&str] = &["initial", "creating", "created", "configuring", "configured", "starting", "started", "stopping", "stopped", "deleting", "deleted", "error", "available"];
+    let mut steps = IndexMap::new();
+    for (sname, (_, s)) in &w.steps {
+        let target = ev.ctx.node_index.get(&s.target.value).copied();
+        if target.is_none() && !tt.groups.contains_key(&s.target.value) {
+            ev.ctx.diags.report(&codes::BAD_WORKFLOW, s.target.span, format!("workflow `{name}`, step `{sname}`: target `{}` is not a node template or group", s.target.value));
+        }
+        for next in s.on_success.iter().chain(s.on_failure.iter()) {
+            if !w.steps.contains_key(&next.value) {
+                ev.ctx.diags.report(&codes::BAD_WORKFLOW, next.span, format!("workflow `{name}`, step `{sname}`: no step named `{}`", next.value));
+            }
+        }
+        let mut activities = Vec::new();
+        for a in &s.activities {
+            let (kind, arg) = match a {
+                syntax::Activity::Delegate(x) => ("delegate", x),
+                syntax::Activity::SetState(x) => {
+                    if !STATES.contains(&x.value.as_str()) {
+                        ev.ctx.diags.report(&codes::BAD_WORKFLOW, x.span, format!("set_state: `{}` is not a node state ({})", x.value, STATES.join(", ")));
+                    }
+                    ("set_state", x)
+                }
+                syntax::Activity::CallOperation(x) => {
+                    if let Some(t) = target {
+                        let ok = x.value.rsplit_once('.').is_some_and(|(iface, op)| {
+                            let tid = ev.ctx.nodes[t].type_id;
+                            let in_type = tid.and_then(|tid| ev.ctx.reg.flat(tid).interfaces.get(iface).cloned());
+                            let typed = in_type.as_ref().and_then(|i| i.type_name.as_ref()).and_then(|tn| ev.ctx.reg.lookup(TypeKind::Interface, &tn.value));
+                            in_type.as_ref().is_some_and(|i| i.operations.contains_key(op))
+                                || typed.is_some_and(|it| ev.ctx.reg.flat(it).operations.contains_key(op))
+                                || ev.ctx.nodes[t].tpl.interfaces.get(iface).is_some_and(|(_, i)| i.operations.contains_key(op))
+                        });
+                        if !ok {
+                            ev.ctx.diags.report(&codes::BAD_WORKFLOW, x.span, format!("call_operation: node `{}` has no operation `{}` (write INTERFACE.OPERATION)", s.target.value, x.value));
+                        }
+                    }
+                    ("call_operation", x)
+                }
+                syntax::Activity::Inline(x) => ("inline", x),
+                syntax::Activity::Other(x) => ("other", x),
+            };
+            let mut m = IndexMap::new();
+            m.insert(kind.to_string(), arg.value.clone());
+            activities.push(m);
+        }
+        steps.insert(sname.clone(), WorkflowStep { target: s.target.value.clone(), activities, on_success: s.on_success.iter().map(|x| x.value.clone()).collect(), on_failure: s.on_failure.iter().map(|x| x.value.clone()).collect() });
+    }
+    Workflow { description: w.description.clone(), steps }
+}
