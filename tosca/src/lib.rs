@@ -4,6 +4,7 @@
 //! The core (everything but [`loader`]) does no IO and never panics on any input.
 
 pub mod diag;
+pub mod loader;
 pub mod source;
 pub mod yaml;
 
