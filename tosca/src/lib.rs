@@ -2,16 +2,70 @@
 //! imports and types, checks everything, and produces a normalized [`Topology`] plus diagnostics.
 //!
 //! The core (everything but [`loader`]) does no IO and never panics on any input.
+//!
+//! ```text
+//! loader (IO) -> yaml -> syntax (grammar) -> types (registry) -> topology (values, requirements,
+//! functions) -> Topology
+//! ```
 
 pub mod diag;
+pub mod function;
 pub mod loader;
 pub mod source;
+pub mod syntax;
+pub mod topology;
+pub mod types;
+pub mod value;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceFile, Sources, Span};
-pub mod function;
-pub mod syntax;
-pub mod types;
-pub mod value;
-pub mod topology;
+pub use topology::{Inputs, Topology};
+
+/// The result of [`compile`]: always a topology (possibly partial) and every diagnostic, sorted.
+pub struct Compiled {
+    pub sources: Sources,
+    pub topology: Topology,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Loads `entry` with its imports, then checks it into a [`Topology`]. `inputs` are values given
+/// by the user; `sources` may already hold the files they were read from (their spans point
+/// there).
+pub fn compile(entry: &loader::Entry, options: &loader::LoadOptions, inputs: &Inputs, mut diags: Diagnostics, sources: Sources) -> Compiled {
+    let loaded = loader::load_into(entry, options, &mut diags, sources);
+    compile_loaded(loaded, inputs, diags)
+}
+
+/// The pure part of [`compile`]: from loaded documents on, no IO.
+pub fn compile_loaded(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagnostics) -> Compiled {
+    let mut sources = loaded.sources;
+    let docs: Vec<(FileId, yaml::Yaml)> = loaded.docs.into_iter().map(|d| (d.file, d.doc)).collect();
+    let edges: Vec<(FileId, FileId, Option<String>)> = loaded.edges.iter().map(|e| (e.from, e.to, e.namespace_prefix.clone())).collect();
+    let topology = if docs.is_empty() { Topology::default() } else { topology::build(&mut sources, &docs, &edges, inputs, &mut diags) };
+    Compiled { sources, topology, diagnostics: diags.into_sorted() }
+}
+
+/// Reads input values from a YAML mapping (an `--inputs` file), located in `file`.
+pub fn inputs_from_yaml(doc: &yaml::Yaml, diags: &mut Diagnostics) -> Inputs {
+    let mut out = Inputs::new();
+    match doc.as_map() {
+        Some(entries) => {
+            for (k, v) in entries {
+                match k.scalar_text() {
+                    Some(name) => out.push((syntax::Sp::new(name, k.span), v.clone())),
+                    None => diags.report(&diag::codes::BAD_INPUT_ARG, k.span, "input names are strings"),
+                }
+            }
+        }
+        None if doc.is_null() => {}
+        None => diags.report(&diag::codes::BAD_INPUT_ARG, doc.span, format!("an inputs file is a mapping of input names to values, found {}", doc.kind_name())),
+    }
+    out
+}

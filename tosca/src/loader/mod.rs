@@ -204,10 +204,15 @@ pub struct CsarInfo {
 /// Loads the entry and its imports. Never fails as a whole: what could be read is returned,
 /// and every problem is in `diags`.
 pub fn load(entry: &Entry, options: &LoadOptions, diags: &mut Diagnostics) -> Loaded {
+    load_into(entry, options, diags, crate::Sources::new())
+}
+
+/// Like [`load`], adding files to `sources` that already hold others (e.g. an inputs file).
+pub fn load_into(entry: &Entry, options: &LoadOptions, diags: &mut Diagnostics, sources: crate::Sources) -> Loaded {
     let mut loader = Loader {
         opts: options,
         diags,
-        out: Loaded::default(),
+        out: Loaded { sources, ..Loaded::default() },
         archives: Vec::new(),
         visited: HashMap::new(),
         fetch_failures: HashMap::new(),
