@@ -1,0 +1,116 @@
+//! Data-driven cases: every file under fixtures/tosca/{valid,invalid} (except `_lib` folders) is
+//! compiled; its header says what must come out:
+//!
+//! ```text
+//! # case: what this checks
+//! # expect: E0302 @ 14:18     (code at line:col; `@ 14` for line only)
+//! # inputs: name=value
+//! ```
+//! Valid cases must have no errors; invalid ones must produce every expected diagnostic, and no
+//! error whose code is not expected.
+
+use std::path::{Path, PathBuf};
+use tosca::loader::{Entry, LoadOptions};
+
+const INDIGO_URL: &str = "https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tosca")
+}
+
+fn cases(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "_lib") {
+                cases(&p, out);
+            }
+        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(p);
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Expect {
+    code: String,
+    line: u32,
+    col: Option<u32>,
+}
+
+fn header(text: &str) -> (Vec<Expect>, Vec<String>) {
+    let mut expects = Vec::new();
+    let mut inputs = Vec::new();
+    for line in text.lines().take_while(|l| l.starts_with('#') || l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# expect:") {
+            let (code, at) = rest.split_once('@').unwrap_or((rest, ""));
+            let mut pos = at.trim().split(':');
+            let line = pos.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+            let col = pos.next().and_then(|c| c.trim().parse().ok());
+            expects.push(Expect { code: code.trim().to_string(), line, col });
+        } else if let Some(rest) = line.strip_prefix("# inputs:") {
+            inputs.push(rest.trim().to_string());
+        }
+    }
+    (expects, inputs)
+}
+
+fn run_case(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let (expects, input_args) = header(&text);
+    let options = LoadOptions {
+        allow_fetch: false,
+        import_map: vec![(INDIGO_URL.to_string(), root().join("indigo/custom_types.yaml"))],
+        cache_dir: Some(std::env::temp_dir().join("rosca-fixture-cache-unused")),
+        ..LoadOptions::default()
+    };
+    let mut sources = tosca::Sources::new();
+    let mut inputs = tosca::Inputs::new();
+    for arg in &input_args {
+        let (k, v) = arg.split_once('=').ok_or(format!("bad inputs header {arg}"))?;
+        let f = sources.add("<input>", v.to_string());
+        let y = tosca::yaml::parse(f, v, &Default::default()).map_err(|d| d.message)?;
+        inputs.push((tosca::syntax::Sp::new(k.to_string(), tosca::Span::NONE), y));
+    }
+    let c = tosca::compile(&Entry::Path(path.to_path_buf()), &options, &inputs, tosca::Diagnostics::new(), sources);
+    let root_file = c.sources.iter().find(|(_, f)| Path::new(&f.name) == path || f.name.ends_with(&*path.to_string_lossy())).map(|(id, _)| id);
+    let got: Vec<(String, u32, u32, String, bool)> = c
+        .diagnostics
+        .iter()
+        .map(|d| (d.code.to_string(), if Some(d.span.file) == root_file { d.span.line } else { 0 }, d.span.col, d.message.clone(), d.is_error()))
+        .collect();
+    let show = || got.iter().map(|(c, l, col, m, _)| format!("    {c} @ {l}:{col} {m}")).collect::<Vec<_>>().join("\n");
+    let invalid = path.components().any(|c| c.as_os_str() == "invalid");
+    for e in &expects {
+        let found = got.iter().any(|(c, l, col, _, _)| *c == e.code && *l == e.line && e.col.is_none_or(|x| x == *col));
+        if !found {
+            return Err(format!("expected {} @ {}:{} not produced; got:\n{}", e.code, e.line, e.col.map(|c| c.to_string()).unwrap_or("*".into()), show()));
+        }
+    }
+    let unexpected: Vec<_> = got.iter().filter(|(c, _, _, _, err)| *err && !expects.iter().any(|e| e.code == *c)).collect();
+    if !unexpected.is_empty() {
+        return Err(format!("unexpected errors:\n{}", show()));
+    }
+    if invalid && !got.iter().any(|g| g.4) {
+        return Err(format!("invalid case produced no error; got:\n{}", show()));
+    }
+    Ok(())
+}
+
+#[test]
+fn fixture_cases() {
+    let mut all = Vec::new();
+    cases(&root().join("valid"), &mut all);
+    cases(&root().join("invalid"), &mut all);
+    let mut failures = Vec::new();
+    for p in &all {
+        if let Err(e) = run_case(p) {
+            failures.push(format!("{}: {e}", p.strip_prefix(root()).unwrap_or(p).display()));
+        }
+    }
+    let total = all.len();
+    assert!(failures.is_empty(), "{} of {total} fixture cases failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(total >= 200, "only {total} fixture cases; the suite promises at least 200");
+}
