@@ -230,7 +230,7 @@ impl Ctx<'_> {
             } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::new(&codes::MISSING_PROPERTY, span, format!("{owner}: required {what} `{name}` has no value"))
-                        .help(format!("give `{name}` a value under {what}s, or a default in the type"))
+                        .help(format!("give `{name}` a value under {}, or a default in the type", plural(what)))
                         .related(def.span, "defined here"),
                 );
             }
@@ -239,8 +239,8 @@ impl Ctx<'_> {
             if !defs.contains_key(name) {
                 let help = match crate::syntax::parse::suggest(name, defs.keys().map(String::as_str)) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None if defs.is_empty() => format!("the type defines no {what}s"),
-                    None => format!("defined {what}s: {}", defs.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
+                    None if defs.is_empty() => format!("the type defines no {}", plural(what)),
+                    None => format!("defined {}: {}", plural(what), defs.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
                 };
                 let code = if what == "attribute" { &codes::UNKNOWN_ATTRIBUTE } else { &codes::UNKNOWN_PROPERTY };
                 self.diags.push(Diagnostic::new(code, *kspan, format!("{owner}: unknown {what} `{name}`")).help(help));
@@ -324,6 +324,13 @@ impl Ctx<'_> {
             // A root-less custom node type is legal TOSCA 1.0 but unusual; nothing to say.
         }
         node
+    }
+}
+
+fn plural(what: &str) -> String {
+    match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
     }
 }
 
