@@ -136,7 +136,11 @@ fn repository_imports_and_unknown_repository() {
     o.import_map = vec![("https://types.example.org/acme/".into(), d.join("mirror/acme"))];
     let (l, diags) = load_path(&main, &o);
     assert_eq!(diag_summary(&l, &diags, d), s(&[("E0015", "main.yaml", 13)]));
-    assert!(diags[0].message.contains("nowhere") && diags[0].message.contains("acme, local_libs"), "{}", diags[0].message);
+    assert!(
+        diags[0].message.contains("nowhere") && diags[0].message.contains("acme, local_libs"),
+        "{}",
+        diags[0].message
+    );
     assert_eq!(doc_names(&l, d), ["main.yaml", "https://types.example.org/acme/compute.yaml", "libs/db.yaml"]);
     assert_eq!(l.docs[1].location, "https://types.example.org/acme/compute.yaml");
     assert_eq!(l.edges[0].repository.as_deref(), Some("acme"));
@@ -279,7 +283,8 @@ fn zip(path: &Path, files: &[(&str, &str)]) {
     z.finish().unwrap();
 }
 
-const META: &str = "TOSCA-Meta-File-Version: 1.1\nCSAR-Version: 1.1\nCreated-By: tests\nEntry-Definitions: Definitions/main.yaml\n";
+const META: &str =
+    "TOSCA-Meta-File-Version: 1.1\nCSAR-Version: 1.1\nCreated-By: tests\nEntry-Definitions: Definitions/main.yaml\n";
 
 #[test]
 fn csar_zip_with_meta_resolves_imports_inside_the_archive() {
@@ -290,7 +295,12 @@ fn csar_zip_with_meta_resolves_imports_inside_the_archive() {
         &csar,
         &[
             ("TOSCA-Metadata/TOSCA.meta", META),
-            ("Definitions/main.yaml", &format!("{V13}imports:\n  - ../types/t.yaml\n  - helpers.yaml\n  - gone.yaml\n  - ../../escape.yaml\n")),
+            (
+                "Definitions/main.yaml",
+                &format!(
+                    "{V13}imports:\n  - ../types/t.yaml\n  - helpers.yaml\n  - gone.yaml\n  - ../../escape.yaml\n"
+                ),
+            ),
             ("Definitions/helpers.yaml", V13),
             ("types/t.yaml", V13),
             ("scripts/install.sh", "#!/bin/sh\n"),
@@ -310,7 +320,10 @@ fn csar_zip_with_meta_resolves_imports_inside_the_archive() {
     assert!(diags[1].message.contains("outside the CSAR"), "{}", diags[1].message);
     let info = l.csar.as_ref().unwrap();
     assert_eq!(info.entry_definitions, "Definitions/main.yaml");
-    assert_eq!(info.meta.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["TOSCA-Meta-File-Version", "CSAR-Version", "Created-By", "Entry-Definitions"]);
+    assert_eq!(
+        info.meta.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+        ["TOSCA-Meta-File-Version", "CSAR-Version", "Created-By", "Entry-Definitions"]
+    );
     // TOSCA.meta is a source too, so CSAR errors can point into it.
     assert!(l.sources.iter().any(|(_, f)| f.name.ends_with("app.csar!/TOSCA-Metadata/TOSCA.meta")));
 }
@@ -321,9 +334,15 @@ fn csar_meta_errors_point_into_tosca_meta() {
     let d = t.path();
     let cases: &[(&str, &str, u32, &str)] = &[
         ("TOSCA-Meta-File-Version: 1.1\nCSAR-Version: 1.1\n", "TOSCA.meta", 1, "no Entry-Definitions"),
-        ("TOSCA-Meta-File-Version: 1.1\nEntry-Definitions: missing.yaml\n", "TOSCA.meta", 2, "`missing.yaml`, which is not in"),
+        (
+            "TOSCA-Meta-File-Version: 1.1\nEntry-Definitions: missing.yaml\n",
+            "TOSCA.meta",
+            2,
+            "`missing.yaml`, which is not in",
+        ),
         ("TOSCA-Meta-File-Version: 1.1\nthis is not a key value line\n", "TOSCA.meta", 2, "not a `Key: Value` line"),
         ("Entry-Definitions: ../up.yaml\n", "TOSCA.meta", 1, "outside the archive"),
+        ("entry-definitions: nope.yaml\n", "TOSCA.meta", 1, "`nope.yaml`, which is not in"),
     ];
     for (i, (meta, file, line, needle)) in cases.iter().enumerate() {
         let csar = d.join(format!("c{i}.zip"));
@@ -343,7 +362,10 @@ fn csar_zip_without_meta_uses_the_single_root_yaml() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let csar = d.join("app.zip");
-    zip(&csar, &[("service.yml", &format!("{V13}imports: [types/t.yaml]\n")), ("types/t.yaml", V13), ("README.md", "hi")]);
+    zip(
+        &csar,
+        &[("service.yml", &format!("{V13}imports: [types/t.yaml]\n")), ("types/t.yaml", V13), ("README.md", "hi")],
+    );
     let (l, diags) = load_path(&csar, &offline(d));
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(doc_names(&l, d), ["app.zip!/service.yml", "app.zip!/types/t.yaml"]);
@@ -379,7 +401,11 @@ fn zip_path_traversal_is_rejected() {
     assert!(l.docs.is_empty());
     assert_eq!(diags.len(), 1);
     assert_eq!(diags[0].code, "E0007");
-    assert!(diags[0].message.contains("`../evil.yaml`") && diags[0].message.contains("`/etc/cron.d/x`"), "{}", diags[0].message);
+    assert!(
+        diags[0].message.contains("`../evil.yaml`") && diags[0].message.contains("`/etc/cron.d/x`"),
+        "{}",
+        diags[0].message
+    );
     assert!(!d.parent().unwrap().join("evil.yaml").exists());
 }
 
@@ -483,7 +509,8 @@ fn offline_miss_names_the_url_and_the_import_map() {
 fn plain_http_to_a_remote_host_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let main = write(d, "main.yaml", &format!("{V13}imports:\n  - http://types.example.org/t.yaml\n  - ftp://x.org/t.yaml\n"));
+    let main =
+        write(d, "main.yaml", &format!("{V13}imports:\n  - http://types.example.org/t.yaml\n  - ftp://x.org/t.yaml\n"));
     let calls = Arc::new(Mutex::new(Vec::new()));
     let mut o = offline(d);
     o.allow_fetch = true;
@@ -516,14 +543,23 @@ fn fetched_imports_are_cached_and_served_offline() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let cache = d.join("cache");
-    let main = write(d, "main.yaml", &format!("{V13}imports:\n  - https://h.example.org/x/a.yaml\n  - https://h.example.org/x/a.yaml#again\n"));
+    let main = write(
+        d,
+        "main.yaml",
+        &format!("{V13}imports:\n  - https://h.example.org/x/a.yaml\n  - https://h.example.org/x/a.yaml#again\n"),
+    );
     let calls = Arc::new(Mutex::new(Vec::new()));
     let reply = |url: &str| match url {
         "https://h.example.org/x/a.yaml" => Ok(format!("{V13}imports: [b.yaml]\n").into_bytes()),
         "https://h.example.org/x/b.yaml" => Ok(V13.as_bytes().to_vec()),
         other => Err(format!("unexpected {other}")),
     };
-    let online = LoadOptions { cache_dir: Some(cache.clone()), allow_fetch: true, fetcher: fake(&calls, reply), ..LoadOptions::default() };
+    let online = LoadOptions {
+        cache_dir: Some(cache.clone()),
+        allow_fetch: true,
+        fetcher: fake(&calls, reply),
+        ..LoadOptions::default()
+    };
     let (l, diags) = load_path(&main, &online);
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(doc_names(&l, d), ["main.yaml", "https://h.example.org/x/a.yaml", "https://h.example.org/x/b.yaml"]);
@@ -533,7 +569,12 @@ fn fetched_imports_are_cached_and_served_offline() {
 
     // Offline, and online too: the cache answers, the fetcher is not asked again.
     for allow_fetch in [false, true] {
-        let o = LoadOptions { cache_dir: Some(cache.clone()), allow_fetch, fetcher: fake(&calls, reply), ..LoadOptions::default() };
+        let o = LoadOptions {
+            cache_dir: Some(cache.clone()),
+            allow_fetch,
+            fetcher: fake(&calls, reply),
+            ..LoadOptions::default()
+        };
         let (l2, diags) = load_path(&main, &o);
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(doc_names(&l2, d), doc_names(&l, d));
@@ -550,7 +591,12 @@ fn corrupted_cache_entry_is_ignored_and_refetched() {
     let main = write(d, "main.yaml", &format!("{V13}imports:\n  - {url}\n"));
     let calls = Arc::new(Mutex::new(Vec::new()));
     let reply = |_: &str| Ok(V13.as_bytes().to_vec());
-    let online = || LoadOptions { cache_dir: Some(cache.clone()), allow_fetch: true, fetcher: fake(&calls, reply), ..LoadOptions::default() };
+    let online = || LoadOptions {
+        cache_dir: Some(cache.clone()),
+        allow_fetch: true,
+        fetcher: fake(&calls, reply),
+        ..LoadOptions::default()
+    };
     let (_, diags) = load_path(&main, &online());
     assert!(diags.is_empty());
     let content = loader::cache_entry_dir(&cache, url).join("content");
@@ -575,11 +621,40 @@ fn fetch_failure_is_reported_once_per_import_and_fetched_once() {
     let main = write(d, "main.yaml", &format!("{V13}imports:\n  - {url}\n  - a.yaml\n"));
     write(d, "a.yaml", &format!("{V13}imports: ['{url}']\n"));
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let o = LoadOptions { cache_dir: Some(d.join("cache")), allow_fetch: true, fetcher: fake(&calls, |_| Err("connection refused".into())), ..LoadOptions::default() };
+    let o = LoadOptions {
+        cache_dir: Some(d.join("cache")),
+        allow_fetch: true,
+        fetcher: fake(&calls, |_| Err("connection refused".into())),
+        ..LoadOptions::default()
+    };
     let (l, diags) = load_path(&main, &o);
     assert_eq!(diag_summary(&l, &diags, d), s(&[("E0011", "main.yaml", 3), ("E0011", "a.yaml", 2)]));
     assert!(diags[0].message.contains("connection refused"), "{}", diags[0].message);
     assert_eq!(calls.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn an_endless_chain_of_url_imports_stops_at_max_files() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let main = write(d, "main.yaml", &format!("{V13}imports: ['https://gen.example.org/0.yaml']\n"));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    // Every generated file imports the next one: a server that never runs out of templates.
+    let reply = |url: &str| {
+        let n: u64 = url.trim_start_matches("https://gen.example.org/").trim_end_matches(".yaml").parse().unwrap();
+        Ok(format!("{V13}imports: ['{}.yaml']\n", n + 1).into_bytes())
+    };
+    let o = LoadOptions {
+        cache_dir: Some(d.join("cache")),
+        allow_fetch: true,
+        fetcher: fake(&calls, reply),
+        max_files: 5,
+        ..LoadOptions::default()
+    };
+    let (l, diags) = load_path(&main, &o);
+    assert_eq!(l.docs.len(), 5);
+    assert_eq!(calls.lock().unwrap().len(), 4);
+    assert_eq!(diag_summary(&l, &diags, d), s(&[("E0003", "https://gen.example.org/3.yaml", 2)]));
 }
 
 /// Serves up to `max_requests` HTTP/1.1 requests on 127.0.0.1, answering `/types.yaml` with
@@ -614,8 +689,12 @@ fn serve(max_requests: usize, body: &'static str) -> (u16, Arc<AtomicUsize>, std
             }
             seen.fetch_add(1, Ordering::SeqCst);
             let head = String::from_utf8_lossy(&request);
-            let (status, body) = if head.starts_with("GET /types.yaml ") { ("200 OK", body) } else { ("404 Not Found", "no\n") };
-            let response = format!("HTTP/1.1 {status}\r\nContent-Type: text/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let (status, body) =
+                if head.starts_with("GET /types.yaml ") { ("200 OK", body) } else { ("404 Not Found", "no\n") };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
             let _ = stream.write_all(response.as_bytes());
         }
     });
@@ -699,7 +778,11 @@ fn without_the_fetch_feature_url_imports_say_so() {
 #[ignore = "fetches from the internet"]
 fn indigo_custom_types_over_https() {
     let t = tempfile::tempdir().unwrap();
-    let main = write(t.path(), "main.yaml", &format!("tosca_definitions_version: tosca_simple_yaml_1_0\nimports:\n  - indigo_custom_types: {INDIGO}\n"));
+    let main = write(
+        t.path(),
+        "main.yaml",
+        &format!("tosca_definitions_version: tosca_simple_yaml_1_0\nimports:\n  - indigo_custom_types: {INDIGO}\n"),
+    );
     let o = LoadOptions { cache_dir: Some(t.path().join("cache")), allow_fetch: true, ..LoadOptions::default() };
     let (l, diags) = load_path(&main, &o);
     assert!(diags.is_empty(), "{diags:?}");
