@@ -183,6 +183,25 @@ fn import_cycle_is_reported_with_its_path() {
 }
 
 #[test]
+fn a_long_import_chain_does_not_exhaust_the_stack() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let n = 3000;
+    for i in 0..n {
+        let imports = if i + 1 < n { format!("imports: [f{}.yaml]\n", i + 1) } else { "imports: [f0.yaml]\n".into() };
+        write(d, &format!("f{i}.yaml"), &format!("{V13}{imports}"));
+    }
+    let (l, diags) = load_path(&d.join("f0.yaml"), &offline(d));
+    assert_eq!(l.docs.len(), n);
+    assert_eq!(diag_summary(&l, &diags, d), s(&[("E0009", &format!("f{}.yaml", n - 1), 2)]));
+    let base = format!("{}/", d.display());
+    assert_eq!(
+        diags[0].message.replace(&base, ""),
+        "import cycle: f0.yaml -> f1.yaml -> f2.yaml -> f3.yaml -> f4.yaml -> ... (2991 more) ... -> f2996.yaml -> f2997.yaml -> f2998.yaml -> f2999.yaml -> f0.yaml"
+    );
+}
+
+#[test]
 fn missing_import_is_reported_and_the_rest_loads() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();

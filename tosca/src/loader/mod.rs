@@ -280,12 +280,11 @@ impl Loader<'_> {
                 }
             };
             let Some(ident) = self.identify(target, decl.span) else { continue };
-            if let Some(pos) = stack.iter().position(|f| f.key == ident.key) {
-                self.report_cycle(&stack[pos..], &ident, decl.span);
-                continue;
-            }
-            if let Some(state) = self.visited.get(&ident.key) {
-                if let Some(to) = *state {
+            if let Some(&state) = self.visited.get(&ident.key) {
+                // Only files already seen can close a cycle, so the stack is searched only then.
+                if let Some(pos) = stack.iter().position(|f| f.key == ident.key) {
+                    self.report_cycle(&stack[pos..], &ident, decl.span);
+                } else if let Some(to) = state {
                     self.out.edges.push(edge(from, to, decl));
                 }
                 continue;
@@ -324,8 +323,13 @@ impl Loader<'_> {
     }
 
     fn report_cycle(&mut self, cycle: &[Frame], target: &Ident, at: Span) {
-        let mut names: Vec<&str> = cycle.iter().map(|f| f.name.as_str()).collect();
-        names.push(&target.name);
+        let mut names: Vec<String> = cycle.iter().map(|f| f.name.clone()).collect();
+        names.push(target.name.clone());
+        // A cycle through thousands of files would bury the message; its ends say enough.
+        if names.len() > 12 {
+            let hidden = names.len() - 10;
+            names.splice(5..names.len() - 5, [format!("... ({hidden} more) ...")]);
+        }
         let mut d = Diagnostic::new(&codes::IMPORT_CYCLE, at, format!("import cycle: {}", names.join(" -> ")))
             .help(codes::IMPORT_CYCLE.help);
         if let Some(next) = cycle.get(1) {
