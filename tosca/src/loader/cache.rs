@@ -140,7 +140,8 @@ mod tests {
             Lookup::Hit(c) => assert_eq!(c, b"a: 1\n"),
             _ => panic!("expected a hit"),
         }
-        let meta: serde_json::Value = serde_json::from_slice(&fs::read(entry_dir(dir.path(), url).join("meta.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(entry_dir(dir.path(), url).join("meta.json")).unwrap()).unwrap();
         assert_eq!(meta["url"], url);
         assert_eq!(meta["sha256"], sha256_hex(b"a: 1\n"));
         assert!(meta["fetched_at"].as_u64().unwrap() > 1_600_000_000);

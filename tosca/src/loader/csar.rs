@@ -42,7 +42,9 @@ impl Archive {
             return Err(format!("{display} is {len} bytes, above the archive size limit of {max_archive_size} bytes"));
         }
         let canonical = path.canonicalize().map(|p| p.display().to_string()).unwrap_or_else(|_| display.clone());
-        let zip = ZipArchive::new(file).map_err(|e| format!("{display} is not a valid zip archive: {e}"))?;
+        let zip = guard(|| ZipArchive::new(file))
+            .ok_or_else(|| format!("{display} is not a valid zip archive (the zip reader failed on it)"))?
+            .map_err(|e| format!("{display} is not a valid zip archive: {e}"))?;
         if zip.len() > max_entries {
             return Err(format!("{display} has {} entries, more than the limit of {max_entries}", zip.len()));
         }
@@ -63,7 +65,8 @@ impl Archive {
         }
         if !unsafe_names.is_empty() {
             let shown: Vec<_> = unsafe_names.iter().take(5).cloned().collect();
-            let more = if unsafe_names.len() > 5 { format!(" and {} more", unsafe_names.len() - 5) } else { String::new() };
+            let more =
+                if unsafe_names.len() > 5 { format!(" and {} more", unsafe_names.len() - 5) } else { String::new() };
             return Err(format!(
                 "{display} contains entries with absolute paths or `..` that would escape the archive: {}{more}; refusing to read it",
                 shown.join(", ")
@@ -86,7 +89,13 @@ impl Archive {
 
     pub fn read(&mut self, path: &str, max: usize) -> Result<Vec<u8>, EntryError> {
         let Some(&index) = self.entries.get(path) else { return Err(EntryError::NotFound) };
-        let entry = self.zip.by_index(index).map_err(|e| EntryError::Other(e.to_string()))?;
+        let zip = &mut self.zip;
+        guard(|| Self::read_entry(zip, index, max))
+            .unwrap_or_else(|| Err(EntryError::Other("the zip reader failed on this entry".into())))
+    }
+
+    fn read_entry(zip: &mut ZipArchive<File>, index: usize, max: usize) -> Result<Vec<u8>, EntryError> {
+        let entry = zip.by_index(index).map_err(|e| EntryError::Other(e.to_string()))?;
         if entry.encrypted() {
             return Err(EntryError::Other("the entry is encrypted".into()));
         }
@@ -108,6 +117,12 @@ impl Archive {
     pub fn location_of(&self, path: &str) -> String {
         format!("{}!/{}", self.canonical, path)
     }
+}
+
+/// Runs third-party decoding of hostile bytes so that a bug in it becomes an error for this
+/// archive instead of a crash of the whole process.
+fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 pub(crate) fn is_yaml_name(name: &str) -> bool {

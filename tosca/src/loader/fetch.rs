@@ -31,9 +31,13 @@ impl Fetcher for HttpFetcher {
         // inside another runtime. Running it on its own thread makes `load` callable from
         // anywhere, including the async server.
         std::thread::scope(|s| {
-            s.spawn(|| fetch_blocking(url, self.max_size, self.timeout))
-                .join()
-                .unwrap_or_else(|_| Err("the HTTP client failed unexpectedly".to_string()))
+            match std::thread::Builder::new()
+                .name("rosca-fetch".into())
+                .spawn_scoped(s, || fetch_blocking(url, self.max_size, self.timeout))
+            {
+                Ok(handle) => handle.join().unwrap_or_else(|_| Err("the HTTP client failed unexpectedly".to_string())),
+                Err(e) => Err(format!("cannot start the HTTP client thread: {e}")),
+            }
         })
     }
 }
@@ -47,10 +51,15 @@ fn fetch_blocking(url: &str, max_size: usize, timeout: std::time::Duration) -> R
     if !matches!(parsed.scheme(), "https" | "http") || is_insecure_remote(&parsed) {
         return Err("only https:// URLs are fetched (http:// only from this machine)".into());
     }
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
+    // A remote server may redirect only to HTTPS: following it to plain http, even on
+    // loopback, would let a published template probe services on the user's machine.
+    let from_loopback = is_loopback(&parsed);
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        let to = attempt.url();
+        let allowed = to.scheme() == "https" || (to.scheme() == "http" && from_loopback && !is_insecure_remote(to));
         if attempt.previous().len() >= 10 {
             attempt.error("too many redirects")
-        } else if matches!(attempt.url().scheme(), "https" | "http") && !is_insecure_remote(attempt.url()) {
+        } else if allowed {
             attempt.follow()
         } else {
             attempt.error("redirected to a non-HTTPS URL")
@@ -76,7 +85,10 @@ fn fetch_blocking(url: &str, max_size: usize, timeout: std::time::Duration) -> R
         }
     }
     let mut body = Vec::new();
-    response.take(max_size as u64 + 1).read_to_end(&mut body).map_err(|e| format!("reading the response failed: {e}"))?;
+    response
+        .take(max_size as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("reading the response failed: {e}"))?;
     if body.len() > max_size {
         return Err(format!("the response is larger than the limit of {max_size} bytes"));
     }

@@ -69,7 +69,11 @@ fn import_decl(doc: &Yaml, item: &Yaml, diags: &mut Diagnostics) -> Option<Impor
                         diags.report(
                             &codes::BAD_IMPORT,
                             value.span,
-                            format!("named import `{}` must be a path or a mapping with `file`, found {}", name.unwrap_or_default(), value.kind_name()),
+                            format!(
+                                "named import `{}` must be a path or a mapping with `file`, found {}",
+                                name.unwrap_or_default(),
+                                value.kind_name()
+                            ),
                         );
                         None
                     }
@@ -155,7 +159,11 @@ fn long_form(doc: &Yaml, map: &Yaml, name: Option<String>, diags: &mut Diagnosti
     let mut repo_name = None;
     if let Some(repo) = repository {
         let Some(rname) = repo.as_str() else {
-            diags.report(&codes::BAD_IMPORT, repo.span, format!("`repository` must be a repository name, found {}", repo.kind_name()));
+            diags.report(
+                &codes::BAD_IMPORT,
+                repo.span,
+                format!("`repository` must be a repository name, found {}", repo.kind_name()),
+            );
             return None;
         };
         match repository_url(doc, rname) {
@@ -166,15 +174,27 @@ fn long_form(doc: &Yaml, map: &Yaml, name: Option<String>, diags: &mut Diagnosti
                     .and_then(Yaml::as_map)
                     .map(|m| m.iter().filter_map(|(k, _)| k.scalar_text()).collect())
                     .unwrap_or_default();
-                let known = if defined.is_empty() { "this file defines no repositories".to_string() } else { format!("defined here: {}", defined.join(", ")) };
-                diags.report(&codes::UNKNOWN_REPOSITORY, repo.span, format!("repository `{rname}` is not defined ({known})"));
+                let known = if defined.is_empty() {
+                    "this file defines no repositories".to_string()
+                } else {
+                    format!("defined here: {}", defined.join(", "))
+                };
+                diags.report(
+                    &codes::UNKNOWN_REPOSITORY,
+                    repo.span,
+                    format!("repository `{rname}` is not defined ({known})"),
+                );
                 return None;
             }
             RepoLookup::Malformed(def_span, why) => {
                 diags.push(
-                    Diagnostic::new(&codes::BAD_IMPORT, repo.span, format!("repository `{rname}` cannot be used: {why}"))
-                        .help("define the repository as `name: URL` or `name: {url: URL}`")
-                        .related(def_span, "the repository is defined here"),
+                    Diagnostic::new(
+                        &codes::BAD_IMPORT,
+                        repo.span,
+                        format!("repository `{rname}` cannot be used: {why}"),
+                    )
+                    .help("define the repository as `name: URL` or `name: {url: URL}`")
+                    .related(def_span, "the repository is defined here"),
                 );
                 return None;
             }
@@ -184,7 +204,14 @@ fn long_form(doc: &Yaml, map: &Yaml, name: Option<String>, diags: &mut Diagnosti
     if !ok {
         return None;
     }
-    Some(ImportDecl { reference, span: file.span, repository: repo_name, namespace_prefix: prefix, namespace_uri: uri, name })
+    Some(ImportDecl {
+        reference,
+        span: file.span,
+        repository: repo_name,
+        namespace_prefix: prefix,
+        namespace_uri: uri,
+        name,
+    })
 }
 
 enum RepoLookup {
@@ -202,7 +229,12 @@ fn repository_url(doc: &Yaml, name: &str) -> RepoLookup {
         YamlValue::Map(_) => match def.get("url") {
             Some(u) => match u.as_str() {
                 Some(s) => Some(s),
-                None => return RepoLookup::Malformed(u.span, format!("its `url` must be a string, found {}", u.kind_name())),
+                None => {
+                    return RepoLookup::Malformed(
+                        u.span,
+                        format!("its `url` must be a string, found {}", u.kind_name()),
+                    )
+                }
             },
             None => return RepoLookup::Malformed(def.span, "it has no `url`".into()),
         },
@@ -211,7 +243,10 @@ fn repository_url(doc: &Yaml, name: &str) -> RepoLookup {
     match url {
         Some(s) if !s.trim().is_empty() => RepoLookup::Found(s.trim().to_string()),
         Some(_) => RepoLookup::Malformed(def.span, "its URL is empty".into()),
-        None => RepoLookup::Malformed(def.span, format!("it must be a URL or a mapping with `url`, found {}", def.kind_name())),
+        None => RepoLookup::Malformed(
+            def.span,
+            format!("it must be a URL or a mapping with `url`, found {}", def.kind_name()),
+        ),
     }
 }
 
@@ -248,10 +283,7 @@ mod tests {
         let (v, d) = decls("imports:\n  - 42\n  - {file: a.yaml, colour: red}\n  - {repository: r}\n  - {file: b.yaml, repository: nope}\n  - {a: x, b: y}\n  - ''\n");
         assert_eq!(v.len(), 1);
         let codes: Vec<(&str, u32)> = d.iter().map(|d| (d.code, d.span.line)).collect();
-        assert_eq!(
-            codes,
-            [("E0014", 2), ("W0102", 3), ("E0014", 4), ("E0015", 5), ("E0014", 6), ("E0014", 7)]
-        );
+        assert_eq!(codes, [("E0014", 2), ("W0102", 3), ("E0014", 4), ("E0015", 5), ("E0014", 6), ("E0014", 7)]);
         let (_, d) = decls("imports: a.yaml\n");
         assert_eq!(d.iter().next().map(|d| d.code), Some("E0014"));
     }

@@ -84,7 +84,9 @@ pub(crate) fn resolve(base: &Location, reference: &str) -> Result<Target, Resolv
             if reference.starts_with('/') || reference.starts_with('\\') || has_drive(reference) {
                 return Err((
                     &codes::IMPORT_NOT_FOUND,
-                    format!("`{reference}` is an absolute path; imports inside a CSAR are relative to the importing file"),
+                    format!(
+                        "`{reference}` is an absolute path; imports inside a CSAR are relative to the importing file"
+                    ),
                 ));
             }
             let dir = match path.rfind('/') {

@@ -18,9 +18,9 @@ mod location;
 
 pub use cache::entry_dir as cache_entry_dir;
 pub use csar::MetaEntry;
+pub use fetch::Fetcher;
 #[cfg(feature = "fetch")]
 pub use fetch::HttpFetcher;
-pub use fetch::Fetcher;
 
 use crate::diag::{codes, Diagnostic, Diagnostics, Severity};
 use crate::source::{FileId, Sources, Span};
@@ -66,7 +66,9 @@ impl Entry {
                 format!("{name} is larger than the limit of {max} bytes"),
             )
             .help(codes::FILE_TOO_LARGE.help)),
-            Err(e) => Err(Diagnostic::new(&codes::IO, Span::NONE, format!("cannot read {name}: {e}")).help(codes::IO.help)),
+            Err(e) => {
+                Err(Diagnostic::new(&codes::IO, Span::NONE, format!("cannot read {name}: {e}")).help(codes::IO.help))
+            }
         }
     }
 }
@@ -88,6 +90,9 @@ pub struct LoadOptions {
     pub max_archive_entries: usize,
     /// A zip CSAR larger than this is rejected (artifacts make CSARs larger than templates).
     pub max_archive_size: u64,
+    /// At most this many files are loaded: a hostile server could otherwise generate an
+    /// endless chain of distinct URL imports.
+    pub max_files: usize,
 }
 
 impl Default for LoadOptions {
@@ -100,6 +105,7 @@ impl Default for LoadOptions {
             fetcher: None,
             max_archive_entries: 10_000,
             max_archive_size: 1 << 30,
+            max_files: 10_000,
         }
     }
 }
@@ -114,6 +120,7 @@ impl fmt::Debug for LoadOptions {
             .field("fetcher", &self.fetcher.as_ref().map(|_| "custom"))
             .field("max_archive_entries", &self.max_archive_entries)
             .field("max_archive_size", &self.max_archive_size)
+            .field("max_files", &self.max_files)
             .finish()
     }
 }
@@ -278,14 +285,24 @@ impl Loader<'_> {
                 }
             };
             let Some(ident) = self.identify(target, decl.span) else { continue };
-            if let Some(pos) = stack.iter().position(|f| f.key == ident.key) {
-                self.report_cycle(&stack[pos..], &ident, decl.span);
-                continue;
-            }
-            if let Some(state) = self.visited.get(&ident.key) {
-                if let Some(to) = *state {
+            if let Some(&state) = self.visited.get(&ident.key) {
+                // Only files already seen can close a cycle, so the stack is searched only then.
+                if let Some(pos) = stack.iter().position(|f| f.key == ident.key) {
+                    self.report_cycle(&stack[pos..], &ident, decl.span);
+                } else if let Some(to) = state {
                     self.out.edges.push(edge(from, to, decl));
                 }
+                continue;
+            }
+            if self.visited.len() >= self.opts.max_files {
+                self.diags.push(
+                    Diagnostic::new(
+                        &codes::YAML_BUDGET,
+                        decl.span,
+                        format!("{} not loaded: the template already imports {} files", ident.name, self.opts.max_files),
+                    )
+                    .help("a template this large is almost certainly an import loop through generated URLs; check the imports"),
+                );
                 continue;
             }
             let Some(bytes) = self.read(&ident, decl.span) else { continue };
@@ -311,8 +328,13 @@ impl Loader<'_> {
     }
 
     fn report_cycle(&mut self, cycle: &[Frame], target: &Ident, at: Span) {
-        let mut names: Vec<&str> = cycle.iter().map(|f| f.name.as_str()).collect();
-        names.push(&target.name);
+        let mut names: Vec<String> = cycle.iter().map(|f| f.name.clone()).collect();
+        names.push(target.name.clone());
+        // A cycle through thousands of files would bury the message; its ends say enough.
+        if names.len() > 12 {
+            let hidden = names.len() - 10;
+            names.splice(5..names.len() - 5, [format!("... ({hidden} more) ...")]);
+        }
         let mut d = Diagnostic::new(&codes::IMPORT_CYCLE, at, format!("import cycle: {}", names.join(" -> ")))
             .help(codes::IMPORT_CYCLE.help);
         if let Some(next) = cycle.get(1) {
@@ -334,7 +356,11 @@ impl Loader<'_> {
                 let col = prefix.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) as u32 + 1;
                 let id = self.out.sources.add(name, String::from_utf8_lossy(&bytes).into_owned());
                 let span = Span { file: id, offset: valid as u32, len: 1, line, col };
-                self.diags.report(&codes::NOT_TEXT, span, format!("{name} is not UTF-8 text: invalid byte at line {line}, column {col}"));
+                self.diags.report(
+                    &codes::NOT_TEXT,
+                    span,
+                    format!("{name} is not UTF-8 text: invalid byte at line {line}, column {col}"),
+                );
                 return None;
             }
         };
@@ -417,9 +443,13 @@ impl Loader<'_> {
                 }
             };
             let (entry_definitions, meta, meta_file) = self.read_meta(&name, bytes)?;
-            let Some(root) = location::normalize_archive_path(&entry_definitions.value).filter(|p| !p.is_empty()) else {
+            let Some(root) = location::normalize_archive_path(&entry_definitions.value).filter(|p| !p.is_empty())
+            else {
                 let span = self.meta_line_span(meta_file, entry_definitions.line);
-                self.csar_error(span, format!("Entry-Definitions `{}` points outside the archive", entry_definitions.value));
+                self.csar_error(
+                    span,
+                    format!("Entry-Definitions `{}` points outside the archive", entry_definitions.value),
+                );
                 return None;
             };
             if !self.archives[index].contains(&root) {
@@ -434,7 +464,8 @@ impl Loader<'_> {
             let candidates = self.archives[index].root_yaml_files();
             let archive = self.archives[index].display.clone();
             let root = self.single_root(&archive, candidates)?;
-            self.out.csar = Some(CsarInfo { path: path.to_path_buf(), entry_definitions: root.clone(), meta: Vec::new() });
+            self.out.csar =
+                Some(CsarInfo { path: path.to_path_buf(), entry_definitions: root.clone(), meta: Vec::new() });
             root
         };
         let archive = &self.archives[index];
@@ -453,7 +484,11 @@ impl Loader<'_> {
             let bytes = match cache::read_capped(&meta_path, self.opts.limits.max_file_size) {
                 Ok(Ok(b)) => b,
                 Ok(Err(size)) => {
-                    self.diags.report(&codes::FILE_TOO_LARGE, Span::NONE, format!("{name} is {size} bytes, above the limit"));
+                    self.diags.report(
+                        &codes::FILE_TOO_LARGE,
+                        Span::NONE,
+                        format!("{name} is {size} bytes, above the limit"),
+                    );
                     return None;
                 }
                 Err(e) => {
@@ -463,7 +498,8 @@ impl Loader<'_> {
             };
             let (entry_definitions, meta, meta_file) = self.read_meta(&name, bytes)?;
             let value = &entry_definitions.value;
-            let normalized = location::normalize_archive_path(value).filter(|p| !p.is_empty() && !location::is_unsafe_entry_name(value));
+            let normalized = location::normalize_archive_path(value)
+                .filter(|p| !p.is_empty() && !location::is_unsafe_entry_name(value));
             let Some(rel) = normalized else {
                 let span = self.meta_line_span(meta_file, entry_definitions.line);
                 self.csar_error(span, format!("Entry-Definitions `{value}` points outside the CSAR directory"));
@@ -471,7 +507,10 @@ impl Loader<'_> {
             };
             if !dir.join(&rel).is_file() {
                 let span = self.meta_line_span(meta_file, entry_definitions.line);
-                self.csar_error(span, format!("Entry-Definitions names `{rel}`, which is not a file in {}", dir.display()));
+                self.csar_error(
+                    span,
+                    format!("Entry-Definitions names `{rel}`, which is not a file in {}", dir.display()),
+                );
                 return None;
             }
             self.out.csar = Some(CsarInfo { path: dir.to_path_buf(), entry_definitions: rel.clone(), meta });
@@ -492,7 +531,8 @@ impl Loader<'_> {
                 .collect();
             candidates.sort();
             let root = self.single_root(&dir.display().to_string(), candidates)?;
-            self.out.csar = Some(CsarInfo { path: dir.to_path_buf(), entry_definitions: root.clone(), meta: Vec::new() });
+            self.out.csar =
+                Some(CsarInfo { path: dir.to_path_buf(), entry_definitions: root.clone(), meta: Vec::new() });
             root
         };
         self.identify(Target::Local(dir.join(root)), Span::NONE)
@@ -504,7 +544,10 @@ impl Loader<'_> {
         match candidates.len() {
             1 => candidates.pop(),
             0 => {
-                self.csar_error(Span::NONE, format!("{archive} has no {} and no YAML file at its root", csar::META_PATH));
+                self.csar_error(
+                    Span::NONE,
+                    format!("{archive} has no {} and no YAML file at its root", csar::META_PATH),
+                );
                 None
             }
             n => {
@@ -538,7 +581,9 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let Some(entry) = entries.iter().find(|e| e.key == "Entry-Definitions").cloned() else {
+        // Keys are matched case-insensitively: hand-written TOSCA.meta files vary in case, and
+        // there is no other key they could be confused with.
+        let Some(entry) = entries.iter().find(|e| e.key.eq_ignore_ascii_case("Entry-Definitions")).cloned() else {
             let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
             let found = if keys.is_empty() { "it is empty".to_string() } else { format!("found: {}", keys.join(", ")) };
             self.csar_error(Span::file_start(file), format!("{name} has no Entry-Definitions ({found})"));
@@ -616,8 +661,16 @@ impl Loader<'_> {
                         None
                     }
                     Err(e) => {
-                        let code = if matches!(e, csar::EntryError::NotFound) { &codes::IMPORT_NOT_FOUND } else { &codes::CSAR };
-                        self.diags.report(code, at, format!("cannot read {}: {}", ident.name, entry_error_text(&e, max)));
+                        let code = if matches!(e, csar::EntryError::NotFound) {
+                            &codes::IMPORT_NOT_FOUND
+                        } else {
+                            &codes::CSAR
+                        };
+                        self.diags.report(
+                            code,
+                            at,
+                            format!("cannot read {}: {}", ident.name, entry_error_text(&e, max)),
+                        );
                         None
                     }
                 }
@@ -764,11 +817,13 @@ impl Loader<'_> {
     /// can override a general one.
     fn map_lookup(&self, url: &Url) -> Option<PathBuf> {
         let s = url.as_str();
-        let keys: Vec<(String, &PathBuf)> = self.opts.import_map.iter().map(|(k, p)| (normalize_map_key(k), p)).collect();
+        let keys: Vec<(String, &PathBuf)> =
+            self.opts.import_map.iter().map(|(k, p)| (normalize_map_key(k), p)).collect();
         if let Some((_, p)) = keys.iter().find(|(k, _)| k == s) {
             return Some((*p).clone());
         }
-        let (key, dir) = keys.iter().filter(|(k, _)| k.ends_with('/') && s.starts_with(k.as_str())).max_by_key(|(k, _)| k.len())?;
+        let (key, dir) =
+            keys.iter().filter(|(k, _)| k.ends_with('/') && s.starts_with(k.as_str())).max_by_key(|(k, _)| k.len())?;
         let rest = &s[key.len()..];
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let mut path = (*dir).clone();
