@@ -224,9 +224,12 @@ fn merge_props(reg: &Registry, into: &mut IndexMap<String, PropertyDef>, child: 
             }
             if let (Some(r), Some(pr)) = (&def.required, &parent.required) {
                 if pr.value && !r.value {
+                    // With a parent default the value is always there: harmless (INDIGO's
+                    // Scalable does it); without one, consumers lose a guaranteed value.
+                    let code = if parent.default.is_some() { &codes::LENIENT_OVERRIDE } else { &codes::BAD_OVERRIDE };
                     diags.push(
-                        Diagnostic::new(&codes::BAD_OVERRIDE, r.span, format!("{noun} `{name}` is required in the parent type and cannot be made optional"))
-                            .help(codes::BAD_OVERRIDE.help)
+                        Diagnostic::new(code, r.span, format!("{noun} `{name}` is required in the parent type and is made optional"))
+                            .help(code.help)
                             .related(pr.span, "required here"),
                     );
                 }
