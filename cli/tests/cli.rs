@@ -88,6 +88,10 @@ fn inputs_from_flags_and_file() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["inputs"]["port"]["value"], 9090);
+    // Sensitive inputs never appear in the output, neither as inputs nor copied into properties.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("s3cret") && !text.contains("change-me"), "{text}");
+    assert_eq!(v["nodes"]["database"]["properties"]["password"]["$expr"]["get_input"], "db_password");
     // Out of the input's in_range constraint:
     let out = rosca().args(["validate", "examples/web_app.yaml", "-i", "port=80", "--format", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -155,6 +155,8 @@ impl Eval<'_, '_> {
         }
         match c {
             Expr::GetInput { name, path } => match self.ctx.inputs.get(&name.value).cloned() {
+                // Secrets are not copied into the topology: the call stays, resolved at apply.
+                Some((def, Some(_))) if is_sensitive(&self.ctx.reg, &def) => None,
                 Some((_, Some(pv))) => self.eval_pv(&pv, site, depth + 1).and_then(|v| index(&v, path)),
                 Some((_, None)) => None,
                 None => {
