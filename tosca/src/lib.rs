@@ -11,3 +11,4 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceFile, Sources, Span};
 pub mod function;
 pub mod syntax;
+pub mod value;
