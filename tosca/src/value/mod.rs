@@ -36,6 +36,9 @@ pub mod schema;
 pub mod timestamp;
 pub mod version;
 
+#[cfg(test)]
+mod tests;
+
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::syntax::{Constraint, PropertyDef, Schema, Sp};
 use crate::yaml::Yaml;
