@@ -27,7 +27,14 @@
 //! | `scalar-unit.*` | `<number> <unit>`, whitespace optional; see [`scalar`] for the units | `Scalar` |
 //! | complex data types | a mapping of the type's properties | `Complex` |
 //!
-//! A function call ([`crate::function::is_call`]) anywhere is kept as [`Value::Expr`] unchecked.
+//! A function call ([`crate::function::is_call`]) anywhere is kept as [`Value::Expr`] unchecked,
+//! except a single-key mapping whose key is also a property of the data type expected there:
+//! `{token: abc}` for `tosca.datatypes.Credential` is a Credential, not a call of `token`.
+//!
+//! Leniency, for templates written against PyYAML-based tools: what is accepted with a
+//! LENIENT_VALUE warning is listed above; nothing else of the wrong kind is converted (TYPE_MISMATCH
+//! names the expected type and what was found). An explicit `null` is a value like any other: it
+//! fits only the `null` type.
 
 pub mod check;
 pub mod constraint;
