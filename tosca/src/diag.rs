@@ -247,6 +247,7 @@ pub mod codes {
         LENIENT_VALUE = "W0311", Warning, "value accepted leniently", "quote the value so its meaning is explicit";
         UNKNOWN_ATTRIBUTE = "E0312", Error, "attribute not defined by the type", "check the name against the type definition (and its parents)";
         BAD_DEFAULT = "E0313", Error, "default value invalid for its definition", "fix the default so it matches the declared type and constraints";
+        RECURSIVE_VALUE = "E0314", Error, "value nests too deeply", "a data type that contains itself needs an end: make the recursive property optional, without a default";
         // E04xx: the topology.
         UNKNOWN_NODE_TEMPLATE = "E0401", Error, "unknown node template", "check the node template name";
         REQUIREMENT_UNSATISFIABLE = "E0402", Error, "requirement cannot be satisfied", "add a node template that offers the capability, or fix the requirement";
