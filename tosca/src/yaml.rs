@@ -222,6 +222,7 @@ fn convert_error(file: FileId, text: &str, e: &serde_saphyr::Error) -> Diagnosti
         _ => message,
     };
     let (code, help) = match e {
+        _ if message.contains("Documents {") => (&codes::MULTIPLE_DOCUMENTS, codes::MULTIPLE_DOCUMENTS.help),
         serde_saphyr::Error::Budget { .. }
         | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
         | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }

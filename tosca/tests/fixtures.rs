@@ -75,7 +75,8 @@ fn run_case(path: &Path) -> Result<(), String> {
         inputs.push((tosca::syntax::Sp::new(k.to_string(), tosca::Span::NONE), y));
     }
     let c = tosca::compile(&Entry::Path(path.to_path_buf()), &options, &inputs, tosca::Diagnostics::new(), sources);
-    let root_file = c.sources.iter().find(|(_, f)| Path::new(&f.name) == path || f.name.ends_with(&*path.to_string_lossy())).map(|(id, _)| id);
+    let canonical = std::fs::canonicalize(path).ok();
+    let root_file = c.sources.iter().find(|(_, f)| std::fs::canonicalize(&f.name).ok() == canonical).map(|(id, _)| id);
     let got: Vec<(String, u32, u32, String, bool)> = c
         .diagnostics
         .iter()

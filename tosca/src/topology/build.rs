@@ -142,6 +142,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// Checks a value whose problems were already reported elsewhere.
+    pub fn quiet_check(&mut self, y: &Yaml, def: &PropertyDef) -> value::Value {
+        let mut scratch = Diagnostics::new();
+        match TypeSpec::of_property(def) {
+            Some(spec) => value::check_value(y, &spec, &self.reg, &mut scratch),
+            None => value::Value::Expr(y.clone()).clone_if_not_call(y),
+        }
+    }
+
     pub fn to_pv(&mut self, v: &value::Value) -> PV {
         let diags = &mut *self.diags;
         PV::from_value(v, &mut |y| crate::function::parse(y, diags))
@@ -177,7 +186,7 @@ impl Ctx<'_> {
     fn build_inputs(&mut self, defs: &syntax::Named<PropertyDef>, given: &Inputs, topo: &mut Topology) {
         for (name, (span, def)) in defs {
             check_definition(&self.reg, def, *span, self.diags);
-            let default = def.default.as_ref().map(|d| self.spec_check(d, def));
+            let default = def.default.as_ref().map(|d| self.quiet_check(d, def));
             let supplied = given.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| self.spec_check(y, def));
             let required = def.required.map(|r| r.value).unwrap_or(true);
             let chosen = supplied.or(default.clone());
@@ -229,7 +238,8 @@ impl Ctx<'_> {
                 let v = self.spec_check(y, def);
                 out.insert(name.clone(), self.to_pv(&v));
             } else if let Some(d) = &def.default {
-                let v = self.spec_check(d, def);
+                // Defaults were checked (and reported) with their definition.
+                let v = self.quiet_check(d, def);
                 out.insert(name.clone(), self.to_pv(&v));
             } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
                 self.diags.push(
@@ -260,7 +270,7 @@ impl Ctx<'_> {
         let flat = self.reg.flat(tid).clone();
         let owner = format!("node template `{name}`");
         let is_abstract = node.tpl.directives.iter().any(|d| d.value == "select" || d.value == "substitute");
-        node.properties = self.assign_values(&owner, node.tpl.type_name.span, &flat.properties, &node.tpl.properties, "property", !is_abstract);
+        node.properties = self.assign_values(&owner, span, &flat.properties, &node.tpl.properties, "property", !is_abstract);
         let _ = self.assign_values(&owner, node.tpl.type_name.span, &flat.attributes, &node.tpl.attributes, "attribute", false);
         for (cname, cdef) in &flat.capabilities {
             let ctype = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value);
@@ -386,7 +396,8 @@ fn check_definition(reg: &Registry, def: &PropertyDef, span: Span, diags: &mut D
                 let mut local = Diagnostics::new();
                 value::check_value(d, &spec, reg, &mut local);
                 for mut x in local.into_sorted() {
-                    if x.is_error() && x.code != codes::BAD_DEFAULT.id {
+                    if x.is_error() && x.code != codes::RECURSIVE_VALUE.id {
+                        x.code = codes::BAD_DEFAULT.id;
                         x.message = format!("default: {}", x.message);
                     }
                     diags.push(x);

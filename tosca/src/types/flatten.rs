@@ -246,9 +246,13 @@ fn merge_props(reg: &Registry, into: &mut IndexMap<String, PropertyDef>, child: 
             if def.status.is_none() {
                 def.status = parent.status;
             }
-            let mut constraints = parent.constraints.clone();
-            constraints.extend(def.constraints);
-            def.constraints = constraints;
+            // A refinement adds constraints to the parent's; a new type (a lenient override)
+            // replaces the definition, and the parent's constraints, typed for the old type, go.
+            if def.type_name == parent.type_name || def.type_name.as_ref().map(|t| &t.value) == parent.type_name.as_ref().map(|t| &t.value) {
+                let mut constraints = parent.constraints.clone();
+                constraints.extend(def.constraints);
+                def.constraints = constraints;
+            }
         }
         into.insert(name.clone(), def);
     }
