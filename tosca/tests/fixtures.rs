@@ -4,6 +4,7 @@
 //! ```text
 //! # case: what this checks
 //! # expect: E0302 @ 14:18     (code at line:col; `@ 14` for line only)
+//! # expect: E0009 @ _lib/b.yaml:6:5   (in another file, relative to the case)
 //! # inputs: name=value
 //! ```
 //! Valid cases must have no errors; invalid ones must produce every expected diagnostic, and no
@@ -36,6 +37,8 @@ fn cases(dir: &Path, out: &mut Vec<PathBuf>) {
 #[derive(Debug, PartialEq)]
 struct Expect {
     code: String,
+    /// `None`: the case file itself.
+    file: Option<String>,
     line: u32,
     col: Option<u32>,
 }
@@ -46,10 +49,15 @@ fn header(text: &str) -> (Vec<Expect>, Vec<String>) {
     for line in text.lines().take_while(|l| l.starts_with('#') || l.trim().is_empty()) {
         if let Some(rest) = line.strip_prefix("# expect:") {
             let (code, at) = rest.split_once('@').unwrap_or((rest, ""));
-            let mut pos = at.trim().split(':');
+            let at = at.trim();
+            let (file, at) = match at.split_once(".yaml:") {
+                Some((f, rest)) => (Some(format!("{f}.yaml")), rest),
+                None => (None, at),
+            };
+            let mut pos = at.split(':');
             let line = pos.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
             let col = pos.next().and_then(|c| c.trim().parse().ok());
-            expects.push(Expect { code: code.trim().to_string(), line, col });
+            expects.push(Expect { code: code.trim().to_string(), file, line, col });
         } else if let Some(rest) = line.strip_prefix("# inputs:") {
             inputs.push(rest.trim().to_string());
         }
@@ -75,22 +83,38 @@ fn run_case(path: &Path) -> Result<(), String> {
         inputs.push((tosca::syntax::Sp::new(k.to_string(), tosca::Span::NONE), y));
     }
     let c = tosca::compile(&Entry::Path(path.to_path_buf()), &options, &inputs, tosca::Diagnostics::new(), sources);
-    let canonical = std::fs::canonicalize(path).ok();
-    let root_file = c.sources.iter().find(|(_, f)| std::fs::canonicalize(&f.name).ok() == canonical).map(|(id, _)| id);
-    let got: Vec<(String, u32, u32, String, bool)> = c
+    let file_id = |p: &Path| {
+        let canonical = std::fs::canonicalize(p).ok();
+        c.sources.iter().find(|(_, f)| std::fs::canonicalize(&f.name).ok() == canonical).map(|(id, _)| id)
+    };
+    let root_file = file_id(path);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let got: Vec<(String, u32, u32, String, bool, Option<tosca::FileId>)> = c
         .diagnostics
         .iter()
-        .map(|d| (d.code.to_string(), if Some(d.span.file) == root_file { d.span.line } else { 0 }, d.span.col, d.message.clone(), d.is_error()))
+        .map(|d| (d.code.to_string(), if Some(d.span.file) == root_file { d.span.line } else { 0 }, d.span.col, d.message.clone(), d.is_error(), Some(d.span.file)))
         .collect();
-    let show = || got.iter().map(|(c, l, col, m, _)| format!("    {c} @ {l}:{col} {m}")).collect::<Vec<_>>().join("\n");
+    let show = || {
+        c.diagnostics
+            .iter()
+            .map(|d| format!("    {} @ {}:{}:{} {}", d.code, c.sources.name(d.span.file).rsplit('/').next().unwrap_or(""), d.span.line, d.span.col, d.message))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let invalid = path.components().any(|c| c.as_os_str() == "invalid");
     for e in &expects {
-        let found = got.iter().any(|(c, l, col, _, _)| *c == e.code && *l == e.line && e.col.is_none_or(|x| x == *col));
+        let found = match &e.file {
+            None => got.iter().any(|(c, l, col, _, _, _)| *c == e.code && *l == e.line && e.col.is_none_or(|x| x == *col)),
+            Some(f) => {
+                let want = file_id(&dir.join(f));
+                c.diagnostics.iter().any(|d| d.code == e.code && Some(d.span.file) == want && d.span.line == e.line && e.col.is_none_or(|x| x == d.span.col))
+            }
+        };
         if !found {
             return Err(format!("expected {} @ {}:{} not produced; got:\n{}", e.code, e.line, e.col.map(|c| c.to_string()).unwrap_or("*".into()), show()));
         }
     }
-    let unexpected: Vec<_> = got.iter().filter(|(c, _, _, _, err)| *err && !expects.iter().any(|e| e.code == *c)).collect();
+    let unexpected: Vec<_> = got.iter().filter(|(c, _, _, _, err, _)| *err && !expects.iter().any(|e| e.code == *c)).collect();
     if !unexpected.is_empty() {
         return Err(format!("unexpected errors:\n{}", show()));
     }

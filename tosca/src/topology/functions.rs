@@ -25,6 +25,8 @@ struct Eval<'c, 'd> {
     ctx: &'c mut Ctx<'d>,
     reqs: &'c [Vec<Resolved>],
     hosts: Vec<Option<usize>>,
+    /// Nodes whose host requirement is left to the orchestrator: HOST is unknown, not wrong.
+    host_dangling: Vec<bool>,
 }
 
 impl Eval<'_, '_> {
@@ -50,7 +52,8 @@ impl Eval<'_, '_> {
             "HOST" => {
                 let me = site.node.or(site.source)?;
                 let h = self.hosts[me];
-                if h.is_none() && !for_host_attr {
+                let _ = for_host_attr;
+                if h.is_none() && !self.host_dangling[me] {
                     self.ctx.diags.push(
                         Diagnostic::new(&codes::FUNCTION_CONTEXT, e.span, format!("HOST: node `{}` is not hosted on anything", self.ctx.nodes[me].name))
                             .help("add a host requirement (HostedOn) to the node"),
@@ -83,13 +86,20 @@ impl Eval<'_, '_> {
         let in_props = flat.properties.contains_key(&first.value);
         let in_attrs = attribute && flat.attributes.contains_key(&first.value);
         if in_props && !in_attrs {
+            let def = flat.properties.get(&first.value).cloned();
+            if let Some(def) = &def {
+                self.check_nested_path(def, &path[1..], report)?;
+            }
             let pv = self.ctx.nodes[n].properties.get(&first.value).cloned();
             let site = Site { node: Some(n), source: None, target: None };
             let v = match pv {
                 Some(pv) => self.eval_pv(&pv, site, depth + 1),
                 None => Some(J::Null),
             };
-            return Ok(if attribute { None } else { v.and_then(|v| index(&v, &path[1..])) });
+            return match v {
+                Some(v) if !attribute => self.index_reporting(&v, &path[1..], report).map(Some),
+                _ => Ok(None),
+            };
         }
         if in_attrs {
             return Ok(None);
@@ -126,8 +136,18 @@ impl Eval<'_, '_> {
         }
         // A requirement name: the property is looked up on the requirement's target.
         if let Some(r) = self.reqs[n].iter().find(|r| r.name == first.value) {
-            return match r.target {
-                Some(t) if depth < MAX_DEPTH => self.lookup(t, &path[1..], attribute, depth + 1, report),
+            let (target, cap) = (r.target, r.capability.clone());
+            return match target {
+                Some(t) if depth < MAX_DEPTH => {
+                    if let Some(cap) = cap {
+                        let mut via_cap = vec![PathSeg::Name(Sp::new(cap, first.span))];
+                        via_cap.extend_from_slice(&path[1..]);
+                        if let Ok(v) = self.lookup(t, &via_cap, attribute, depth + 1, false) {
+                            return Ok(v);
+                        }
+                    }
+                    self.lookup(t, &path[1..], attribute, depth + 1, report)
+                }
                 _ => Ok(None),
             };
         }
@@ -146,6 +166,83 @@ impl Eval<'_, '_> {
             );
         }
         Err(())
+    }
+
+    /// A nested path (after the property name) must follow the property's type: field names of
+    /// complex data types, indexes into lists, keys into maps.
+    fn check_nested_path(&mut self, def: &syntax::PropertyDef, path: &[PathSeg], report: bool) -> Result<(), ()> {
+        let mut type_name = def.type_name.as_ref().map(|t| t.value.clone());
+        let mut entry = def.entry_schema.as_ref().map(|e| e.type_name.value.clone());
+        for seg in path {
+            let Some(t) = type_name.clone() else { return Ok(()) };
+            let prim = crate::value::Primitive::parse(&t);
+            match (seg, prim) {
+                (PathSeg::Index(_), Some(crate::value::Primitive::List)) | (PathSeg::Name(_), Some(crate::value::Primitive::Map)) => {
+                    type_name = entry.take();
+                }
+                (PathSeg::Name(n), None) => {
+                    let Some(dt) = self.ctx.reg.lookup(TypeKind::Data, &t) else { return Ok(()) };
+                    let flat = self.ctx.reg.flat(dt);
+                    if flat.primitive.is_some() {
+                        return Ok(());
+                    }
+                    match flat.properties.get(&n.value) {
+                        Some(field) => {
+                            type_name = field.type_name.as_ref().map(|t| t.value.clone());
+                            entry = field.entry_schema.as_ref().map(|e| e.type_name.value.clone());
+                        }
+                        None => {
+                            if report {
+                                let names: Vec<&str> = flat.properties.keys().map(String::as_str).collect();
+                                self.ctx.diags.push(
+                                    Diagnostic::new(&codes::FUNCTION_PATH, n.span, format!("data type `{t}` has no field `{}`", n.value))
+                                        .help(format!("fields of `{t}`: {}", names.join(", "))),
+                                );
+                            }
+                            return Err(());
+                        }
+                    }
+                }
+                (seg, _) => {
+                    if report {
+                        let (span, what) = match seg {
+                            PathSeg::Name(n) => (n.span, format!("field `{}`", n.value)),
+                            PathSeg::Index(i) => (i.span, format!("index {}", i.value)),
+                        };
+                        self.ctx.diags.report(&codes::FUNCTION_PATH, span, format!("a value of type `{t}` has no {what}"));
+                    }
+                    return Err(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes a known value; an index past the end of a known list is reported.
+    fn index_reporting(&mut self, v: &J, path: &[PathSeg], report: bool) -> Result<J, ()> {
+        let mut cur = v;
+        for seg in path {
+            cur = match (seg, cur) {
+                (PathSeg::Name(n), J::Object(m)) => match m.get(&n.value) {
+                    Some(x) => x,
+                    None => return Ok(J::Null),
+                },
+                (PathSeg::Index(i), J::Array(a)) => match usize::try_from(i.value).ok().and_then(|x| a.get(x)) {
+                    Some(x) => x,
+                    None => {
+                        if report {
+                            self.ctx.diags.push(
+                                Diagnostic::new(&codes::FUNCTION_INDEX, i.span, format!("index {} is out of range: the list has {} element{}", i.value, a.len(), if a.len() == 1 { "" } else { "s" }))
+                                    .help(codes::FUNCTION_INDEX.help),
+                            );
+                        }
+                        return Err(());
+                    }
+                },
+                _ => return Ok(J::Null),
+            };
+        }
+        Ok(cur.clone())
     }
 
     /// Evaluates a call; `None` means "known only after apply" (or already reported as wrong).
@@ -324,16 +421,20 @@ fn text(v: &J) -> String {
 pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec<Vec<Resolved>>, topo: &mut Topology) {
     let n = ctx.nodes.len();
     let mut hosts = vec![None; n];
+    let mut host_dangling = vec![false; n];
+    let hosted_on = ctx.reg.lookup(TypeKind::Relationship, "tosca.relationships.HostedOn");
     for (i, rs) in reqs.iter().enumerate() {
         for r in rs {
-            if let (Some(t), Some(rt)) = (r.target, r.relationship_type) {
-                if ctx.reg.lookup(TypeKind::Relationship, "tosca.relationships.HostedOn").is_some_and(|h| ctx.reg.derives_from(rt, h)) {
-                    hosts[i] = Some(t);
+            let Some(rt) = r.relationship_type else { continue };
+            if hosted_on.is_some_and(|h| ctx.reg.derives_from(rt, h)) {
+                match r.target {
+                    Some(t) => hosts[i] = Some(t),
+                    None => host_dangling[i] = true,
                 }
             }
         }
     }
-    let mut ev = Eval { ctx, reqs: &reqs, hosts };
+    let mut ev = Eval { ctx, reqs: &reqs, hosts, host_dangling };
     for i in 0..n {
         let site = Site { node: Some(i), source: None, target: None };
         let Some(tid) = ev.ctx.nodes[i].type_id else { continue };

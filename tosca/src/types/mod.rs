@@ -67,6 +67,13 @@ impl Registry {
                 // Templates may redefine a normative type (INDIGO's files do, e.g. for
                 // tosca.nodes.Compute); the local definition wins, with a warning.
                 diags.push(Diagnostic::new(&codes::REDEFINED_NORMATIVE, span, format!("{} `{name}` redefines a normative type", kind.noun())).help(codes::REDEFINED_NORMATIVE.help));
+            } else if prev.file != file {
+                diags.push(
+                    Diagnostic::new(&codes::NAMESPACE_CLASH, span, format!("{} `{name}` is already defined in another file", kind.noun()))
+                        .help("rename one of them, or import this file with a namespace_prefix")
+                        .related(prev.span, "first defined here"),
+                );
+                return None;
             } else {
                 diags.push(
                     Diagnostic::new(&codes::DUPLICATE_NAME, span, format!("{} `{name}` is defined twice", kind.noun()))
