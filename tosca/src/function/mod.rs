@@ -27,6 +27,36 @@ pub fn is_call(y: &Yaml) -> bool {
     }
 }
 
+/// Warns about single-key mappings that look like a misspelt function call (`get_propery`),
+/// which would otherwise be taken silently as a map value.
+pub fn lint(y: &Yaml, diags: &mut Diagnostics) {
+    let mut stack = vec![y];
+    while let Some(y) = stack.pop() {
+        match &y.value {
+            YamlValue::Map(entries) => {
+                if let [(k, _)] = entries.as_slice() {
+                    if let Some(key) = k.as_str() {
+                        let lower = key.to_ascii_lowercase();
+                        let looks_like = (lower.starts_with("get_") || NAMES.contains(&lower.as_str())) && !NAMES.contains(&key);
+                        if looks_like {
+                            let help = match crate::syntax::parse::suggest(&lower, NAMES.iter().copied()) {
+                                Some(s) => format!("did you mean `{s}`? as written it is a map value, not a function call"),
+                                None => format!("functions are: {}", NAMES.join(", ")),
+                            };
+                            diags.push(Diagnostic::new(&codes::UNKNOWN_FUNCTION, k.span, format!("`{key}` is not a TOSCA function")).help(help));
+                        }
+                    }
+                }
+                if !is_call(y) {
+                    stack.extend(entries.iter().map(|(_, v)| v));
+                }
+            }
+            YamlValue::Seq(items) => stack.extend(items.iter()),
+            _ => {}
+        }
+    }
+}
+
 /// One step of a property/attribute path: a name, or an index into a list.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PathSeg {

@@ -408,6 +408,8 @@ pub struct RequirementAssignment {
     pub capability: Option<Sp<String>>,
     /// A relationship template name or a relationship type name.
     pub relationship: Option<Sp<String>>,
+    /// Written as `relationship: {type: ...}`: then it can only be a type.
+    pub relationship_is_type: bool,
     pub relationship_properties: Values,
     pub relationship_interfaces: Named<InterfaceDef>,
     pub node_filter: Option<NodeFilter>,

@@ -66,6 +66,16 @@ pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a s
 }
 
 impl Parser<'_> {
+    /// Keys a later TOSCA version introduced: accepted, with a warning naming the version.
+    fn since(&mut self, version: ToscaVersion, key: &str, span: Span) {
+        if self.version < version {
+            self.diags.push(
+                Diagnostic::new(&codes::KEY_NOT_IN_VERSION, span, format!("`{key}` is defined from {} on; this file declares {}", version.as_str(), self.version.as_str()))
+                    .help(format!("declare tosca_definitions_version: {} or later, or drop `{key}`", version.as_str())),
+            );
+        }
+    }
+
     fn wrong_kind(&mut self, y: &Yaml, what: &str, expected: &str) {
         self.diags.push(
             Diagnostic::new(&codes::WRONG_KIND, y.span, format!("{what} must be {expected}, found {}", y.kind_name()))
@@ -723,7 +733,7 @@ impl Parser<'_> {
             "description", "inputs", "node_templates", "relationship_templates", "groups", "policies", "outputs", "substitution_mappings",
             "workflows",
         ];
-        for (key, _, v) in self.fields(y, "topology_template", keys) {
+        for (key, span, v) in self.fields(y, "topology_template", keys) {
             match key {
                 "description" => t.description = self.text(v, "description"),
                 "inputs" => t.inputs = self.property_defs(v, "inputs"),
@@ -735,11 +745,22 @@ impl Parser<'_> {
                 "groups" => t.groups = self.named(v, "groups", |p, _, s, y| Some(p.group(s, y))),
                 "policies" => {
                     for (name, def) in self.named_list(v, "policies", |p, _, s, y| Some(p.policy(s, y))) {
+                        if let Some((first, _)) = t.policies.get(&name.value) {
+                            self.diags.push(
+                                Diagnostic::new(&codes::DUPLICATE_NAME, name.span, format!("policy `{}` is defined twice", name.value))
+                                    .help(codes::DUPLICATE_NAME.help)
+                                    .related(*first, "first defined here"),
+                            );
+                            continue;
+                        }
                         t.policies.insert(name.value, (name.span, def));
                     }
                 }
                 "substitution_mappings" => t.substitution_mappings = Some(self.substitution(v)),
-                "workflows" => t.workflows = self.named(v, "workflows", |p, _, s, y| Some(p.workflow(s, y))),
+                "workflows" => {
+                    self.since(ToscaVersion::V1_1, "workflows", span);
+                    t.workflows = self.named(v, "workflows", |p, _, s, y| Some(p.workflow(s, y)))
+                }
                 _ => {}
             }
         }
@@ -795,7 +816,10 @@ impl Parser<'_> {
                     if v.as_map().is_some() {
                         for (k2, _, v2) in self.fields(v, "a relationship assignment", &["type", "properties", "interfaces"]) {
                             match k2 {
-                                "type" => r.relationship = self.name(v2, "type"),
+                                "type" => {
+                                    r.relationship = self.name(v2, "type");
+                                    r.relationship_is_type = true;
+                                }
                                 "properties" => r.relationship_properties = self.values(v2, "properties"),
                                 "interfaces" => r.relationship_interfaces = self.named(v2, "interfaces", |p, _, s, y| Some(p.interface(s, y))),
                                 _ => {}
@@ -914,7 +938,10 @@ impl Parser<'_> {
                         has_type = true;
                     }
                 }
-                "substitution_filter" => s.substitution_filter = Some(self.node_filter(v)),
+                "substitution_filter" => {
+                    self.since(ToscaVersion::V1_3, "substitution_filter", v.span);
+                    s.substitution_filter = Some(self.node_filter(v))
+                }
                 "properties" => s.properties = self.values(v, "properties"),
                 "attributes" => s.attributes = self.values(v, "attributes"),
                 "interfaces" => s.interfaces = self.values(v, "interfaces"),

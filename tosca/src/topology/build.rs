@@ -45,6 +45,9 @@ pub(super) struct Ctx<'a> {
     pub reg: Registry,
     pub diags: &'a mut Diagnostics,
     pub inputs: IndexMap<String, (syntax::PropertyDef, Option<PV>)>,
+    /// The YAML each input's value came from (given or default), to check it again where a
+    /// `get_input` feeds it to a property with its own type and constraints.
+    pub input_yaml: IndexMap<String, Yaml>,
     pub nodes: Vec<NodeCtx>,
     pub node_index: IndexMap<String, usize>,
     pub rel_templates: syntax::Named<syntax::RelationshipTemplate>,
@@ -109,13 +112,19 @@ pub fn build(sources: &mut Sources, docs: &[(crate::FileId, Yaml)], edges: &[(cr
     if tt.node_templates.is_empty() {
         diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
     }
-    let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
+    let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), input_yaml: IndexMap::new(), nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
     ctx.build_inputs(&tt.inputs, given, &mut topo);
     for (name, (span, nt)) in &tt.node_templates {
         let nt = ctx.resolve_copy(name, nt, &tt.node_templates);
         ctx.node_index.insert(name.clone(), ctx.nodes.len());
         let node = ctx.build_node(name, *span, nt);
         ctx.nodes.push(node);
+    }
+    for (name, (span, rt)) in &tt.relationship_templates {
+        if let Some(t) = ctx.type_of(TypeKind::Relationship, &rt.type_name) {
+            let defs = ctx.reg.flat(t).properties.clone();
+            ctx.assign_values(&format!("relationship template `{name}`"), *span, &defs, &rt.properties, "property", true);
+        }
     }
     let requirements = ctx.resolve_requirements();
     ctx.check_cycles(&requirements);
@@ -136,9 +145,40 @@ impl Ctx<'_> {
     }
 
     pub fn spec_check(&mut self, y: &Yaml, def: &PropertyDef) -> value::Value {
+        crate::function::lint(y, self.diags);
         match TypeSpec::of_property(def) {
             Some(spec) => value::check_value(y, &spec, &self.reg, self.diags),
             None => value::Value::Expr(y.clone()).clone_if_not_call(y),
+        }
+    }
+
+    /// `{get_input: NAME}` as a property value: the input's value must also suit the property
+    /// (its type may be looser, or the property may add constraints). Reported at the call.
+    fn check_fed_input(&mut self, owner: &str, prop: &str, y: &Yaml, def: &PropertyDef) {
+        let Some([(k, arg)]) = y.as_map() else { return };
+        let (Some("get_input"), Some(input)) = (k.as_str(), arg.as_str()) else { return };
+        let Some(raw) = self.input_yaml.get(input).cloned() else { return };
+        if self.inputs.get(input).is_some_and(|(d, _)| is_sensitive(&self.reg, d)) {
+            return;
+        }
+        // A value already wrong for the input itself was reported there.
+        if let Some(idef) = self.inputs.get(input).map(|(d, _)| d.clone()) {
+            if let Some(ispec) = TypeSpec::of_property(&idef) {
+                let mut own = Diagnostics::new();
+                value::check_value(&raw, &ispec, &self.reg, &mut own);
+                if own.has_errors() {
+                    return;
+                }
+            }
+        }
+        let Some(spec) = TypeSpec::of_property(def) else { return };
+        let mut local = Diagnostics::new();
+        value::check_value(&raw, &spec, &self.reg, &mut local);
+        for mut d in local.into_sorted().into_iter().filter(Diagnostic::is_error) {
+            d.message = format!("{owner}: property `{prop}` gets input `{input}`: {}", d.message);
+            d = d.related(raw.span, "the input's value");
+            d.span = y.span;
+            self.diags.push(d);
         }
     }
 
@@ -187,7 +227,11 @@ impl Ctx<'_> {
         for (name, (span, def)) in defs {
             check_definition(&self.reg, def, *span, self.diags);
             let default = def.default.as_ref().map(|d| self.quiet_check(d, def));
-            let supplied = given.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| self.spec_check(y, def));
+            let given_yaml = given.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| y.clone());
+            if let Some(y) = given_yaml.clone().or(def.default.clone()) {
+                self.input_yaml.insert(name.clone(), y);
+            }
+            let supplied = given_yaml.map(|y| self.spec_check(&y, def));
             let required = def.required.map(|r| r.value).unwrap_or(true);
             let chosen = supplied.or(default.clone());
             if chosen.is_none() && required {
@@ -235,6 +279,7 @@ impl Ctx<'_> {
         let mut out = IndexMap::new();
         for (name, def) in defs {
             if let Some((_, y)) = given.get(name) {
+                self.check_fed_input(owner, name, y, def);
                 let v = self.spec_check(y, def);
                 out.insert(name.clone(), self.to_pv(&v));
             } else if let Some(d) = &def.default {

@@ -652,6 +652,7 @@ fn render_interfaces(ev: &mut Eval<'_, '_>, ifaces: &syntax::Named<syntax::Inter
                     None if y.get("type").is_some() => continue,
                     None => y.clone(),
                 };
+                crate::function::lint(&y, ev.ctx.diags);
                 let v = plain(&y);
                 let pv = ev.ctx.to_pv(&v);
                 inputs.insert(k.clone(), ev.render(&pv, site));

@@ -101,6 +101,9 @@ impl Ctx<'_> {
         let mut rel_template = None;
         let mut rel_props = syntax::Values::new();
         let rel_type = match a.and_then(|a| a.relationship.as_ref()) {
+            Some(r) if a.is_some_and(|a| a.relationship_is_type) => {
+                self.type_of(TypeKind::Relationship, r)
+            }
             Some(r) if self.rel_templates.contains_key(&r.value) => {
                 rel_template = Some(r.value.clone());
                 let rt = self.rel_templates[&r.value].1.clone();
@@ -158,6 +161,27 @@ impl Ctx<'_> {
                 saw_node_without_cap.get_or_insert(c);
                 continue;
             };
+            // The capability fits; a named target must also be of the node type the requirement asks for.
+            if by_name {
+            if let Some(want) = def.node.as_ref() {
+                let t = candidates[0];
+                let ok = match (self.nodes[t].type_id, self.reg.lookup(TypeKind::Node, &want.value)) {
+                    (Some(have), Some(want_id)) => self.reg.derives_from(have, want_id),
+                    _ => true,
+                };
+                if !ok {
+                    let at = explicit_node.map(|n| n.span).unwrap_or(span);
+                    let tname = self.nodes[t].name.clone();
+                    let ttype = self.nodes[t].tpl.type_name.value.clone();
+                    self.diags.push(
+                        Diagnostic::new(&codes::REQUIREMENT_UNSATISFIABLE, at, format!("{owner}: requirement `{}` needs a node of type `{}`, but `{tname}` is a `{ttype}`", name.value, want.value))
+                            .help(format!("target a node template of type {} (or derived from it)", want.value)),
+                    );
+                    return None;
+                }
+            }
+        }
+
             if let Some(f) = &filter {
                 if !self.filter_matches(c, f) {
                     continue;
@@ -200,7 +224,11 @@ impl Ctx<'_> {
                 let tname = &self.nodes[candidates[0]].name;
                 let (code, msg) = match (&cap_name, filter.is_some() && saw_node_without_cap.is_none()) {
                     (_, true) => (&codes::REQUIREMENT_UNSATISFIABLE, format!("{owner}: requirement `{}`: node `{tname}` does not match the node_filter", name.value)),
-                    (Some(c), _) => (&codes::UNKNOWN_CAPABILITY, format!("{owner}: requirement `{}`: node `{tname}` has no capability `{}` of type `{cap_type_name}`", name.value, c.value)),
+                    (Some(c), _) => {
+                        let msg = format!("{owner}: requirement `{}`: node `{tname}` has no capability `{}` of type `{cap_type_name}`", name.value, c.value);
+                        self.diags.push(Diagnostic::new(&codes::UNKNOWN_CAPABILITY, c.span, msg).help("name a capability the target node has, or a capability type"));
+                        return None;
+                    }
                     (None, _) => (&codes::UNKNOWN_CAPABILITY, format!("{owner}: requirement `{}`: node `{tname}` has no capability of type `{cap_type_name}`", name.value)),
                 };
                 let at = a.and_then(|a| a.node.as_ref()).map(|n| n.span).unwrap_or(span);
