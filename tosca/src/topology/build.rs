@@ -152,6 +152,27 @@ impl Ctx<'_> {
         }
     }
 
+    /// Operations an interface definition offers: its own and those of its interface type.
+    pub fn type_operations(&self, def: &syntax::InterfaceDef) -> Vec<String> {
+        let typed = def.type_name.as_ref().and_then(|t| self.reg.lookup(TypeKind::Interface, &t.value));
+        let mut ops: Vec<String> = def.operations.keys().cloned().collect();
+        if let Some(t) = typed {
+            ops.extend(self.reg.flat(t).operations.keys().filter(|k| !def.operations.contains_key(*k)).cloned());
+        }
+        ops
+    }
+
+    /// True when node `n` has `operation` in interface `iface` (type or template).
+    pub fn has_operation(&self, n: usize, iface: &str, operation: &str) -> bool {
+        let in_type = self.nodes[n].type_id.and_then(|t| self.reg.flat(t).interfaces.get(iface));
+        in_type.is_some_and(|i| self.type_operations(i).iter().any(|o| o == operation))
+            || self.nodes[n].tpl.interfaces.get(iface).is_some_and(|(_, i)| i.operations.contains_key(operation))
+    }
+
+    pub fn has_interface(&self, n: usize, iface: &str) -> bool {
+        self.nodes[n].type_id.is_some_and(|t| self.reg.flat(t).interfaces.contains_key(iface)) || self.nodes[n].tpl.interfaces.contains_key(iface)
+    }
+
     /// `{get_input: NAME}` as a property value: the input's value must also suit the property
     /// (its type may be looser, or the property may add constraints). Reported at the call.
     fn check_fed_input(&mut self, owner: &str, prop: &str, y: &Yaml, def: &PropertyDef) {
@@ -353,7 +374,7 @@ impl Ctx<'_> {
         for (iname, (ispan, iface)) in &node.tpl.interfaces {
             match flat.interfaces.get(iname) {
                 Some(def) => {
-                    let known: Vec<String> = def.operations.keys().cloned().chain(def.type_name.as_ref().and_then(|t| self.reg.lookup(TypeKind::Interface, &t.value)).map(|t| self.reg.flat(t).operations.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()).collect();
+                    let known = self.type_operations(def);
                     for (op, (ospan, _)) in &iface.operations {
                         if !known.iter().any(|k| k == op) {
                             self.diags.push(

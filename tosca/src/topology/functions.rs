@@ -290,11 +290,13 @@ impl Eval<'_, '_> {
                 }
                 None
             }
-            Expr::GetOperationOutput { entity, interface, .. } => {
+            Expr::GetOperationOutput { entity, interface, operation, .. } => {
                 let n = self.entity(entity, site, false)?;
-                if let Some(t) = self.ctx.nodes[n].type_id {
-                    if report && !self.ctx.reg.flat(t).interfaces.contains_key(&interface.value) && !self.ctx.nodes[n].tpl.interfaces.contains_key(&interface.value) {
+                if report {
+                    if !self.ctx.has_interface(n, &interface.value) {
                         self.ctx.diags.report(&codes::FUNCTION_PATH, interface.span, format!("node `{}` has no interface `{}`", self.ctx.nodes[n].name, interface.value));
+                    } else if !self.ctx.has_operation(n, &interface.value, &operation.value) {
+                        self.ctx.diags.report(&codes::FUNCTION_PATH, operation.span, format!("interface `{}` of node `{}` has no operation `{}`", interface.value, self.ctx.nodes[n].name, operation.value));
                     }
                 }
                 None
@@ -775,14 +777,7 @@ fn workflow(ev: &mut Eval<'_, '_>, name: &str, w: &syntax::Workflow, tt: &syntax
                 }
                 syntax::Activity::CallOperation(x) => {
                     if let Some(t) = target {
-                        let ok = x.value.rsplit_once('.').is_some_and(|(iface, op)| {
-                            let tid = ev.ctx.nodes[t].type_id;
-                            let in_type = tid.and_then(|tid| ev.ctx.reg.flat(tid).interfaces.get(iface).cloned());
-                            let typed = in_type.as_ref().and_then(|i| i.type_name.as_ref()).and_then(|tn| ev.ctx.reg.lookup(TypeKind::Interface, &tn.value));
-                            in_type.as_ref().is_some_and(|i| i.operations.contains_key(op))
-                                || typed.is_some_and(|it| ev.ctx.reg.flat(it).operations.contains_key(op))
-                                || ev.ctx.nodes[t].tpl.interfaces.get(iface).is_some_and(|(_, i)| i.operations.contains_key(op))
-                        });
+                        let ok = x.value.rsplit_once('.').is_some_and(|(iface, op)| ev.ctx.has_operation(t, iface, op));
                         if !ok {
                             ev.ctx.diags.report(&codes::BAD_WORKFLOW, x.span, format!("call_operation: node `{}` has no operation `{}` (write INTERFACE.OPERATION)", s.target.value, x.value));
                         }

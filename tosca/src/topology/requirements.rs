@@ -3,7 +3,7 @@
 
 use super::build::Ctx;
 use crate::diag::{codes, Diagnostic};
-use crate::syntax::{self, ConstraintOp, NodeFilter, Sp, TypeKind};
+use crate::syntax::{self, NodeFilter, Sp, TypeKind};
 use crate::types::TypeId;
 use crate::value::{self, TypeSpec};
 
@@ -291,7 +291,7 @@ impl Ctx<'_> {
             _ => false,
         };
         match cap_name {
-            Some(n) => flat.capabilities.get(&n.value).filter(|c| cap_type.is_none() || type_ok(c) || true).map(|_| n.value.clone()),
+            Some(n) => flat.capabilities.get(&n.value).filter(|c| type_ok(c)).map(|_| n.value.clone()),
             None => flat.capabilities.iter().find(|(_, c)| type_ok(c)).map(|(k, _)| k.clone()),
         }
     }
@@ -345,7 +345,7 @@ impl Ctx<'_> {
                 self.diags.push(d);
                 false
             }
-        }) && constraints.iter().all(|c| c.op != ConstraintOp::Schema || true)
+        })
     }
 
     /// Requirement cycles (excluding the HostedOn-free `dependency` of Root on itself).
