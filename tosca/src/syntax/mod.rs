@@ -360,10 +360,14 @@ pub struct ArtifactDef {
     pub span: Span,
 }
 
+/// A property name and the constraints its value must meet.
+pub type PropertyFilter = (Sp<String>, Vec<Constraint>);
+
 #[derive(Clone, Debug, Default)]
 pub struct NodeFilter {
-    pub properties: Vec<(Sp<String>, Vec<Constraint>)>,
-    pub capabilities: Vec<(Sp<String>, Vec<(Sp<String>, Vec<Constraint>)>)>,
+    pub properties: Vec<PropertyFilter>,
+    /// Capability (name or type) -> property filters on it.
+    pub capabilities: Vec<(Sp<String>, Vec<PropertyFilter>)>,
     pub span: Span,
 }
 

@@ -5,7 +5,7 @@ use super::values::PV;
 use crate::diag::{codes, Diagnostic, Diagnostics};
 use crate::source::{Sources, Span};
 use crate::syntax::{self, parse::parse_file, PropertyDef, ServiceTemplate, Sp, ToscaVersion, TypeKind};
-use crate::types::{normative_source, Registry, TypeId};
+use crate::types::{normative_source, Origin, Registry, TypeId};
 use crate::value::{self, DataTypeInfo, DataTypes, TypeSpec};
 use crate::yaml::Yaml;
 use indexmap::IndexMap;
@@ -78,14 +78,14 @@ pub fn build(sources: &mut Sources, docs: &[(crate::FileId, Yaml)], edges: &[(cr
             let mut ignored = Diagnostics::new();
             let st = parse_file(norm_file, &y, &mut ignored);
             for (kind, name, span, def) in st.types {
-                reg.add(kind, name, def, norm_file, span, true, diags);
+                reg.add(kind, name, def, Origin { file: norm_file, span, normative: true }, diags);
             }
         }
         Err(d) => diags.push(d),
     }
     for t in &templates {
         for (kind, name, span, def) in &t.types {
-            reg.add(*kind, name.clone(), def.clone(), t.file, *span, false, diags);
+            reg.add(*kind, name.clone(), def.clone(), Origin { file: t.file, span: *span, normative: false }, diags);
         }
     }
     for (_, to, prefix) in edges {
@@ -148,7 +148,7 @@ impl Ctx<'_> {
         crate::function::lint(y, self.diags);
         match TypeSpec::of_property(def) {
             Some(spec) => value::check_value(y, &spec, &self.reg, self.diags),
-            None => value::Value::Expr(y.clone()).clone_if_not_call(y),
+            None => super::values::untyped(y),
         }
     }
 
@@ -208,11 +208,11 @@ impl Ctx<'_> {
         let mut scratch = Diagnostics::new();
         match TypeSpec::of_property(def) {
             Some(spec) => value::check_value(y, &spec, &self.reg, &mut scratch),
-            None => value::Value::Expr(y.clone()).clone_if_not_call(y),
+            None => super::values::untyped(y),
         }
     }
 
-    pub fn to_pv(&mut self, v: &value::Value) -> PV {
+    pub fn pv_of(&mut self, v: &value::Value) -> PV {
         let diags = &mut *self.diags;
         PV::from_value(v, &mut |y| crate::function::parse(y, diags))
     }
@@ -261,7 +261,7 @@ impl Ctx<'_> {
                         .help(format!("give it with -i {name}=VALUE or --inputs FILE, or add a default")),
                 );
             }
-            let pv = chosen.map(|v| self.to_pv(&v));
+            let pv = chosen.map(|v| self.pv_of(&v));
             let sensitive = is_sensitive(&self.reg, def);
             topo.inputs.insert(
                 name.clone(),
@@ -302,11 +302,11 @@ impl Ctx<'_> {
             if let Some((_, y)) = given.get(name) {
                 self.check_fed_input(owner, name, y, def);
                 let v = self.spec_check(y, def);
-                out.insert(name.clone(), self.to_pv(&v));
+                out.insert(name.clone(), self.pv_of(&v));
             } else if let Some(d) = &def.default {
                 // Defaults were checked (and reported) with their definition.
                 let v = self.quiet_check(d, def);
-                out.insert(name.clone(), self.to_pv(&v));
+                out.insert(name.clone(), self.pv_of(&v));
             } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::new(&codes::MISSING_PROPERTY, span, format!("{owner}: required {what} `{name}` has no value"))
@@ -411,22 +411,6 @@ fn plural(what: &str) -> String {
     match what.strip_suffix('y') {
         Some(stem) => format!("{stem}ies"),
         None => format!("{what}s"),
-    }
-}
-
-trait CloneIfNotCall {
-    fn clone_if_not_call(self, y: &Yaml) -> value::Value;
-}
-
-impl CloneIfNotCall for value::Value {
-    /// Without a type (a definition that failed to parse), keep calls as calls and everything
-    /// else as its plain JSON form, unchecked.
-    fn clone_if_not_call(self, y: &Yaml) -> value::Value {
-        if crate::function::is_call(y) {
-            self
-        } else {
-            value::Value::String(y.scalar_text().unwrap_or_default())
-        }
     }
 }
 

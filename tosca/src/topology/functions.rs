@@ -4,7 +4,7 @@
 use super::build::{is_sensitive, report_unknown_type, Ctx};
 use super::model::*;
 use super::requirements::Resolved;
-use super::values::{expr_json, PV};
+use super::values::{expr_json, untyped, PV};
 use crate::diag::{codes, Diagnostic};
 use crate::function::{Arg, Call, Expr, PathSeg};
 use crate::syntax::{self, Sp, TypeKind};
@@ -437,6 +437,8 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         }
     }
     let mut ev = Eval { ctx, reqs: &reqs, hosts, host_dangling };
+    // `i` indexes nodes, requirements and hosts alike.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..n {
         let site = Site { node: Some(i), source: None, target: None };
         let Some(tid) = ev.ctx.nodes[i].type_id else { continue };
@@ -524,7 +526,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             let y = attrs_given.get(k).map(|(_, y)| y.clone()).or(def.default.clone());
             if let Some(y) = y {
                 let v = ev.ctx.spec_check(&y, def);
-                let pv = ev.ctx.to_pv(&v);
+                let pv = ev.ctx.pv_of(&v);
                 attributes.insert(k.clone(), ev.render(&pv, site));
             }
         }
@@ -609,9 +611,9 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         };
         let v = match &o.type_name {
             Some(_) => ev.ctx.spec_check(y, o),
-            None => plain(y),
+            None => untyped(y),
         };
-        let pv = ev.ctx.to_pv(&v);
+        let pv = ev.ctx.pv_of(&v);
         let value = ev.render(&pv, site);
         topo.outputs.insert(name.clone(), Output { description: o.description.clone(), value });
     }
@@ -620,24 +622,6 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
     }
     for (name, (_, w)) in &tt.workflows {
         topo.workflows.insert(name.clone(), workflow(&mut ev, name, w, tt));
-    }
-}
-
-/// A value without a declared type: calls stay calls, the rest is taken as written.
-fn plain(y: &crate::yaml::Yaml) -> crate::value::Value {
-    use crate::value::Value;
-    use crate::yaml::YamlValue as Y;
-    if crate::function::is_call(y) {
-        return Value::Expr(y.clone());
-    }
-    match &y.value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(*b),
-        Y::Int(i) => Value::Integer(*i),
-        Y::Float(f) => Value::Float(*f),
-        Y::Str(s) => Value::String(s.clone()),
-        Y::Seq(items) => Value::List(items.iter().map(plain).collect()),
-        Y::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), plain(v))).collect()),
     }
 }
 
@@ -655,8 +639,8 @@ fn render_interfaces(ev: &mut Eval<'_, '_>, ifaces: &syntax::Named<syntax::Inter
                     None => y.clone(),
                 };
                 crate::function::lint(&y, ev.ctx.diags);
-                let v = plain(&y);
-                let pv = ev.ctx.to_pv(&v);
+                let v = untyped(&y);
+                let pv = ev.ctx.pv_of(&v);
                 inputs.insert(k.clone(), ev.render(&pv, site));
             }
             let imp = o.implementation.as_ref();

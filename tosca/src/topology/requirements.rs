@@ -239,9 +239,7 @@ impl Ctx<'_> {
                 // Nothing in the template fulfils it. Abstract requirements like a Compute host
                 // can be fulfilled by the orchestrator; a requirement that names an explicit node
                 // type with a filter but finds nothing is still left to it (select directive).
-                if cap_type.is_none() {
-                    return None;
-                }
+                cap_type?;
                 self.diags.push(
                     Diagnostic::new(&codes::REQUIREMENT_DANGLING, span, format!("{owner}: requirement `{}` ({cap_type_name}) is not satisfied by any node template", name.value))
                         .help(codes::REQUIREMENT_DANGLING.help),

@@ -49,3 +49,21 @@ pub fn expr_json(c: &Call) -> J {
     m.insert("$expr".into(), c.source.to_json());
     J::Object(m)
 }
+
+/// A value without a declared type: calls stay calls, the rest is taken as written.
+pub fn untyped(y: &crate::yaml::Yaml) -> crate::value::Value {
+    use crate::value::Value;
+    use crate::yaml::YamlValue as Y;
+    if crate::function::is_call(y) {
+        return Value::Expr(y.clone());
+    }
+    match &y.value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Int(i) => Value::Integer(*i),
+        Y::Float(f) => Value::Float(*f),
+        Y::Str(s) => Value::String(s.clone()),
+        Y::Seq(items) => Value::List(items.iter().map(untyped).collect()),
+        Y::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), untyped(v))).collect()),
+    }
+}

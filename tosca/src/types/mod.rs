@@ -30,6 +30,16 @@ pub struct TypeEntry {
     pub normative: bool,
 }
 
+/// Where a type definition comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    pub file: FileId,
+    /// The span of the type's name.
+    pub span: Span,
+    /// Embedded normative types may be redefined by templates (with a warning).
+    pub normative: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: Vec<TypeEntry>,
@@ -60,7 +70,8 @@ impl Registry {
 
     /// Adds a type. A second definition of the same name is a DUPLICATE_NAME error, unless both
     /// come from the same place (a file imported twice is loaded once, so that cannot happen).
-    pub fn add(&mut self, kind: TypeKind, name: String, def: TypeDef, file: FileId, span: Span, normative: bool, diags: &mut Diagnostics) -> Option<TypeId> {
+    pub fn add(&mut self, kind: TypeKind, name: String, def: TypeDef, origin: Origin, diags: &mut Diagnostics) -> Option<TypeId> {
+        let Origin { file, span, normative } = origin;
         if let Some(&existing) = self.by_name.get(&(kind, name.clone())) {
             let prev = &self.entries[existing.0 as usize];
             if prev.normative && !normative {
