@@ -118,10 +118,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 eprintln!("{}: invalid; fix the errors above to see its topology", args.template);
                 return Ok(ExitCode::from(1));
             }
+            let topology = compiled.topology.redacted();
             let text = match format {
-                TopoFormat::Json => serde_json::to_string_pretty(&compiled.topology).map_err(|e| e.to_string())? + "\n",
+                TopoFormat::Json => serde_json::to_string_pretty(&topology).map_err(|e| e.to_string())? + "\n",
                 TopoFormat::Yaml => {
-                    let json = serde_json::to_value(&compiled.topology).map_err(|e| e.to_string())?;
+                    let json = serde_json::to_value(&topology).map_err(|e| e.to_string())?;
                     serde_saphyr::to_string(&json).map_err(|e| e.to_string())?
                 }
             };

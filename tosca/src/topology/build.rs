@@ -10,9 +10,6 @@ use crate::value::{self, DataTypeInfo, DataTypes, TypeSpec};
 use crate::yaml::Yaml;
 use indexmap::IndexMap;
 
-/// What the topology shows instead of a sensitive value.
-pub const SENSITIVE: &str = "(sensitive value)";
-
 /// Input values given by the user (`--inputs FILE`, `-i k=v`), with where they were given.
 pub type Inputs = Vec<(Sp<String>, Yaml)>;
 
@@ -269,9 +266,8 @@ impl Ctx<'_> {
                     type_name: def.type_name.as_ref().map(|t| t.value.clone()).unwrap_or_else(|| "string".into()),
                     required,
                     description: def.description.clone(),
-                    default: default.as_ref().map(|v| if sensitive { SENSITIVE.into() } else { v.to_json() }),
+                    default: default.as_ref().map(|v| v.to_json()),
                     value: pv.as_ref().map(|p| match p {
-                        _ if sensitive => SENSITIVE.into(),
                         PV::Json(j) => j.clone(),
                         _ => serde_json::Value::Null,
                     }),

@@ -31,6 +31,32 @@ pub struct Topology {
     pub workflows: IndexMap<String, Workflow>,
 }
 
+/// What a redacted topology shows instead of a sensitive value.
+pub const SENSITIVE: &str = "(sensitive value)";
+
+impl Topology {
+    /// A copy fit to print: sensitive input values and sensitive node properties replaced by
+    /// [`SENSITIVE`]. The topology itself keeps the values: the planner needs them.
+    pub fn redacted(&self) -> Topology {
+        let mut t = self.clone();
+        for input in t.inputs.values_mut().filter(|i| i.sensitive) {
+            for v in [&mut input.default, &mut input.value].into_iter().flatten() {
+                *v = SENSITIVE.into();
+            }
+        }
+        for node in t.nodes.values_mut() {
+            for name in &node.sensitive {
+                if let Some(v) = node.properties.get_mut(name) {
+                    if !v.is_null() {
+                        *v = SENSITIVE.into();
+                    }
+                }
+            }
+        }
+        t
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Input {
     #[serde(rename = "type")]
