@@ -120,3 +120,52 @@ fn usage_and_io_errors_exit_2() {
     let out = rosca().args(["validate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn topology_of_indigo_elastic_cluster() {
+    let out = rosca()
+        .args(["topology", "tosca/valid/indigo/elastic_cluster_removal_list.yaml", "--offline", "--import-map", &indigo_map()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    insta::assert_json_snapshot!("indigo_elastic_cluster_topology", v);
+}
+
+#[test]
+fn import_map_from_rosca_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let types = fixtures().join("tosca/indigo/custom_types.yaml");
+    std::fs::write(dir.path().join("rosca.toml"), format!("[tosca]\noffline = true\nimport_map = {{ \"{INDIGO_URL}\" = {:?} }}\n", types.display().to_string())).unwrap();
+    std::fs::copy(fixtures().join("cli/indigo_node.yaml"), dir.path().join("t.yaml")).unwrap();
+    let out = Command::cargo_bin("rosca").unwrap().current_dir(dir.path()).args(["validate", "t.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A config that is not valid TOML is a usage error naming the file.
+    std::fs::write(dir.path().join("rosca.toml"), "[tosca\n").unwrap();
+    let out = Command::cargo_bin("rosca").unwrap().current_dir(dir.path()).args(["validate", "t.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rosca.toml"));
+}
+
+#[test]
+fn csar_directory_entry_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let csar = dir.path().join("app");
+    std::fs::create_dir_all(csar.join("TOSCA-Metadata")).unwrap();
+    std::fs::create_dir_all(csar.join("Definitions")).unwrap();
+    std::fs::write(csar.join("TOSCA-Metadata/TOSCA.meta"), "TOSCA-Meta-File-Version: 1.0\nCSAR-Version: 1.1\nCreated-By: test\nEntry-Definitions: Definitions/main.yaml\n").unwrap();
+    std::fs::copy(fixtures().join("examples/web_app.yaml"), csar.join("Definitions/main.yaml")).unwrap();
+    let out = Command::cargo_bin("rosca").unwrap().arg("validate").arg(&csar).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn diagnostics_in_imported_files_name_that_file() {
+    let out = rosca().args(["validate", "tosca/invalid/imports/import_cycle.yaml", "--format", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["code"], "E0009");
+    assert!(d["file"].as_str().unwrap().ends_with("cycle_b.yaml"), "{d}");
+    assert!(d["message"].as_str().unwrap().contains("->"));
+}
