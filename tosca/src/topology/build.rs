@@ -329,30 +329,14 @@ impl Ctx<'_> {
         let type_id = self.type_of(TypeKind::Node, &nt.type_name);
         let mut node = NodeCtx { name: name.to_string(), span, type_id, properties: IndexMap::new(), capabilities: IndexMap::new(), tpl: nt };
         let Some(tid) = type_id else { return node };
-        let flat = self.reg.flat(tid).clone();
+        let flat = self.reg.flat_rc(tid);
         let owner = format!("node template `{name}`");
         let is_abstract = node.tpl.directives.iter().any(|d| d.value == "select" || d.value == "substitute");
         node.properties = self.assign_values(&owner, span, &flat.properties, &node.tpl.properties, "property", !is_abstract);
         let _ = self.assign_values(&owner, node.tpl.type_name.span, &flat.attributes, &node.tpl.attributes, "attribute", false);
         for (cname, cdef) in &flat.capabilities {
             let ctype = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value);
-            let mut defs: IndexMap<String, PropertyDef> = ctype.map(|c| self.reg.flat(c).properties.clone()).unwrap_or_default();
-            for (k, (_, d)) in &cdef.properties {
-                let mut d = d.clone();
-                if let Some(base) = defs.get(k) {
-                    if d.type_name.is_none() {
-                        d.type_name = base.type_name.clone();
-                        d.entry_schema = d.entry_schema.or(base.entry_schema.clone());
-                    }
-                    let mut cs = base.constraints.clone();
-                    cs.extend(d.constraints);
-                    d.constraints = cs;
-                    if d.default.is_none() {
-                        d.default = base.default.clone();
-                    }
-                }
-                defs.insert(k.clone(), d);
-            }
+            let defs = flat.capability_properties.get(cname).cloned().unwrap_or_default();
             let empty = syntax::Values::new();
             let given = node.tpl.capabilities.get(cname).map(|(_, a)| &a.properties).unwrap_or(&empty);
             let props = self.assign_values(&format!("{owner}, capability `{cname}`"), node.tpl.type_name.span, &defs, given, "property", false);

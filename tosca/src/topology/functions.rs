@@ -113,7 +113,7 @@ impl Eval<'_, '_> {
                 return Err(());
             };
             let cflat = ct.map(|c| self.ctx.reg.flat(c));
-            let has_prop = cap.properties.contains_key(&second.value) || cflat.is_some_and(|f| f.properties.contains_key(&second.value));
+            let has_prop = flat.capability_properties.get(&first.value).is_some_and(|p| p.contains_key(&second.value));
             let has_attr = attribute && (cap.attributes.contains_key(&second.value) || cflat.is_some_and(|f| f.attributes.contains_key(&second.value)));
             if !has_prop && !has_attr {
                 if report {
@@ -444,7 +444,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let Some(tid) = ev.ctx.nodes[i].type_id else { continue };
         let props = ev.ctx.nodes[i].properties.clone();
         let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
-        let flat = ev.ctx.reg.flat(tid).clone();
+        let flat = ev.ctx.reg.flat_rc(tid);
         let mut capabilities = IndexMap::new();
         for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone() {
             let cdef = &flat.capabilities[&cname];
@@ -686,7 +686,7 @@ fn scaling_of(ev: &mut Eval<'_, '_>, i: usize, caps: &IndexMap<String, Capabilit
 fn substitution(ev: &mut Eval<'_, '_>, s: &syntax::SubstitutionMappings, tt: &syntax::TopologyTemplate) -> Substitution {
     let nt = ev.ctx.type_of(TypeKind::Node, &s.node_type);
     let mut out = Substitution { node_type: s.node_type.value.clone(), capabilities: IndexMap::new(), requirements: IndexMap::new(), properties: IndexMap::new() };
-    let flat = nt.map(|t| ev.ctx.reg.flat(t).clone());
+    let flat = nt.map(|t| ev.ctx.reg.flat_rc(t));
     for (is_cap, list) in [(true, &s.capabilities), (false, &s.requirements)] {
         for (name, target) in list {
             let (Some(node), Some(item)) = (target.first(), target.get(1)) else { continue };

@@ -296,7 +296,7 @@ impl Ctx<'_> {
 
     fn filter_matches(&mut self, n: usize, f: &NodeFilter) -> bool {
         let Some(tid) = self.nodes[n].type_id else { return false };
-        let flat = self.reg.flat(tid).clone();
+        let flat = self.reg.flat_rc(tid);
         for (pname, constraints) in &f.properties {
             let Some(def) = flat.properties.get(&pname.value) else { return false };
             let Some(v) = self.nodes[n].tpl.properties.get(&pname.value).map(|(_, y)| y.clone()).or(def.default.clone()) else { return false };
@@ -311,17 +311,12 @@ impl Ctx<'_> {
                 flat.capabilities.iter().find(|(_, c)| self.reg.lookup(TypeKind::Capability, &c.type_name.value).is_some_and(|t| self.reg.derives_from(t, ct))).map(|(k, _)| k.clone())
             });
             let Some(cap) = cap else { return false };
-            let cdef = &flat.capabilities[&cap];
-            let ctype_props = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value).map(|c| self.reg.flat(c).properties.clone()).unwrap_or_default();
+            let defs = flat.capability_properties.get(&cap).cloned().unwrap_or_default();
             for (pname, constraints) in props {
-                let def = cdef.properties.get(&pname.value).map(|(_, d)| d.clone()).or_else(|| ctype_props.get(&pname.value).cloned());
-                let Some(mut def) = def else { return false };
-                if def.type_name.is_none() {
-                    def.type_name = ctype_props.get(&pname.value).and_then(|d| d.type_name.clone());
-                }
+                let Some(def) = defs.get(&pname.value) else { return false };
                 let given = self.nodes[n].tpl.capabilities.get(&cap).and_then(|(_, a)| a.properties.get(&pname.value)).map(|(_, y)| y.clone());
                 let Some(v) = given.or(def.default.clone()) else { return false };
-                if !self.constraints_hold(&v, &def, constraints) {
+                if !self.constraints_hold(&v, def, constraints) {
                     return false;
                 }
             }

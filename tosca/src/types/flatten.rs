@@ -26,6 +26,9 @@ pub struct FlatType {
     pub valid_source_types: Option<Vec<Sp<String>>>,
     pub members: Option<Vec<Sp<String>>>,
     pub targets: Option<Vec<Sp<String>>>,
+    /// Node and group types: for each capability, its full property definitions: the
+    /// capability type's, refined by the capability definition (set by [`capability_properties`]).
+    pub capability_properties: IndexMap<String, std::rc::Rc<IndexMap<String, PropertyDef>>>,
     /// Interface types: operations and notifications, and shared inputs.
     pub operations: IndexMap<String, OperationDef>,
     pub inputs: IndexMap<String, PropertyDef>,
@@ -151,6 +154,21 @@ fn flatten_one(reg: &Registry, id: TypeId, out: &mut Vec<Option<FlatType>>, diag
         flat.targets = def.targets.clone();
     }
     out[id.0 as usize] = Some(flat);
+}
+
+/// The second flattening pass, once every type is flat: capability definitions refine the
+/// properties of their capability type.
+pub(super) fn capability_properties(reg: &Registry, id: TypeId, diags: &mut Diagnostics) -> IndexMap<String, std::rc::Rc<IndexMap<String, PropertyDef>>> {
+    let mut out = IndexMap::new();
+    for (cname, cdef) in &reg.flat(id).capabilities {
+        let mut props = reg.lookup(TypeKind::Capability, &cdef.type_name.value).map(|c| reg.flat(c).properties.clone()).unwrap_or_default();
+        // Only the type's own definitions report problems; inherited ones were checked on the parent.
+        let own = reg.get(id).def.capabilities.contains_key(cname);
+        let mut scratch = Diagnostics::new();
+        merge_props(reg, &mut props, &cdef.properties, "property", false, if own { &mut *diags } else { &mut scratch });
+        out.insert(cname.clone(), std::rc::Rc::new(props));
+    }
+    out
 }
 
 fn unnamed(n: &Named<PropertyDef>) -> IndexMap<String, PropertyDef> {

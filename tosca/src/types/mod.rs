@@ -46,7 +46,7 @@ pub struct Registry {
     by_name: HashMap<(TypeKind, String), TypeId>,
     /// Short names and prefixed names; a real name always wins over an alias.
     aliases: HashMap<(TypeKind, String), TypeId>,
-    flat: Vec<FlatType>,
+    flat: Vec<std::rc::Rc<FlatType>>,
 }
 
 /// The plural segment normative names carry: `tosca.nodes.Compute` -> `nodes`.
@@ -122,6 +122,11 @@ impl Registry {
 
     pub fn get(&self, id: TypeId) -> &TypeEntry {
         &self.entries[id.0 as usize]
+    }
+
+    /// A shared handle on the flat view, for callers that keep it while mutating other state.
+    pub fn flat_rc(&self, id: TypeId) -> std::rc::Rc<FlatType> {
+        self.flat[id.0 as usize].clone()
     }
 
     pub fn flat(&self, id: TypeId) -> &FlatType {
@@ -227,7 +232,13 @@ impl Registry {
                 cur = p;
             }
         }
-        self.flat = flatten::flatten_all(self, diags);
+        self.flat = flatten::flatten_all(self, diags).into_iter().map(std::rc::Rc::new).collect();
+        let caps: Vec<_> = self.ids().map(|id| flatten::capability_properties(self, id, diags)).collect();
+        for (flat, caps) in self.flat.iter_mut().zip(caps) {
+            if let Some(f) = std::rc::Rc::get_mut(flat) {
+                f.capability_properties = caps;
+            }
+        }
     }
 }
 
