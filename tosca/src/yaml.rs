@@ -6,9 +6,6 @@
 
 use crate::diag::{codes, Diagnostic};
 use crate::source::{FileId, Span};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::cell::Cell;
-use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Yaml {
@@ -159,12 +156,12 @@ impl Default for Limits {
     }
 }
 
-thread_local! {
-    static CURRENT_FILE: Cell<FileId> = const { Cell::new(FileId(0)) };
-    static CURRENT_SOURCE: Cell<(*const u8, usize)> = const { Cell::new((std::ptr::null(), 0)) };
-}
-
 /// Parses one YAML document. The error is a located diagnostic; an empty document is `Null`.
+///
+/// The tree is built from the events of serde-saphyr's YAML 1.2 parser (granit-parser, which
+/// serde-saphyr re-exports), not through serde: going through serde's data model with a span
+/// on every value made parsing five times slower on large templates. Typing follows the YAML
+/// 1.2 core schema; limits bound depth, aliases and what aliases expand to.
 pub fn parse(file: FileId, text: &str, limits: &Limits) -> Result<Yaml, Diagnostic> {
     if text.len() > limits.max_file_size {
         return Err(Diagnostic::new(
@@ -183,165 +180,340 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Result<Yaml, Diagnost
         )
         .help(codes::NOT_TEXT.help));
     }
-    // Budgets scale with the size limit: a genuine 100k-node template is ~50 MB of events,
-    // while an alias bomb stays small on disk and is stopped by the alias limits.
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_reader_input_bytes = Some(limits.max_file_size);
-    budget.max_depth = limits.max_depth;
-    budget.max_events = limits.max_file_size.max(1_000_000);
-    budget.max_nodes = limits.max_file_size.max(250_000);
-    budget.max_total_scalar_bytes = limits.max_file_size;
-    budget.max_aliases = limits.max_aliases;
-    budget.max_anchors = limits.max_aliases;
-    budget.max_documents = 1;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options.strict_booleans = true;
-    options.alias_limits.max_total_replayed_events = limits.max_alias_replay;
-    options.alias_limits.max_replay_stack_depth = limits.max_depth;
-    options.with_snippet = false;
+    Builder { file, text, limits, anchors: HashMap::new(), aliases: 0, alias_nodes: 0 }.document()
+}
 
-    CURRENT_FILE.with(|c| c.set(file));
-    CURRENT_SOURCE.with(|c| c.set((text.as_ptr(), text.len())));
-    let result = serde_saphyr::from_str_with_options::<Option<Yaml>>(text, options);
-    CURRENT_SOURCE.with(|c| c.set((std::ptr::null(), 0)));
-    match result {
-        Ok(Some(y)) => Ok(y),
-        Ok(None) => Ok(Yaml::new(YamlValue::Null, Span::file_start(file))),
-        Err(e) => Err(convert_error(file, text, &e)),
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span as PSpan, Tag};
+use std::collections::{HashMap, HashSet};
+
+/// A collection being built: its span, anchor, and what it holds so far.
+enum Frame {
+    Seq { span: Span, anchor: usize, items: Vec<Yaml> },
+    Map { span: Span, anchor: usize, entries: Vec<(Yaml, Yaml)>, key: Option<Yaml>, merges: Vec<Yaml> },
+}
+
+struct Builder<'a> {
+    file: FileId,
+    text: &'a str,
+    limits: &'a Limits,
+    /// Anchored nodes with their node counts (what an alias to them costs).
+    anchors: HashMap<usize, (Yaml, usize)>,
+    aliases: usize,
+    alias_nodes: usize,
+}
+
+fn count_nodes(y: &Yaml) -> usize {
+    match &y.value {
+        YamlValue::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        YamlValue::Map(entries) => 1 + entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum::<usize>(),
+        _ => 1,
     }
 }
 
-fn convert_error(file: FileId, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
-    let span = e.location().map(|l| location_span(file, text, &l)).unwrap_or(Span::file_start(file));
-    let message = e.without_snippet().to_string();
-    let message = message.lines().next().unwrap_or("").to_string();
-    // Strip serde-saphyr's own "line N column M:" prefix: we print the location ourselves.
-    let message = match message.find(": ") {
-        Some(i) if message.starts_with("line ") => message[i + 2..].to_string(),
-        _ => message,
-    };
-    let (code, help) = match e {
-        _ if message.contains("Documents {") => (&codes::MULTIPLE_DOCUMENTS, codes::MULTIPLE_DOCUMENTS.help),
-        serde_saphyr::Error::Budget { .. }
-        | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
-        | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
-        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
-        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => (&codes::YAML_BUDGET, codes::YAML_BUDGET.help),
-        serde_saphyr::Error::DuplicateMappingKey { .. } => (&codes::DUPLICATE_KEY, codes::DUPLICATE_KEY.help),
-        serde_saphyr::Error::MultipleDocuments { .. } => (&codes::MULTIPLE_DOCUMENTS, codes::MULTIPLE_DOCUMENTS.help),
-        serde_saphyr::Error::InvalidUtf8Input => (&codes::NOT_TEXT, codes::NOT_TEXT.help),
-        _ if message.contains("budget") || message.contains("limit exceeded") || message.contains("depth") => (&codes::YAML_BUDGET, codes::YAML_BUDGET.help),
-        _ => (&codes::YAML_SYNTAX, codes::YAML_SYNTAX.help),
-    };
-    Diagnostic::new(code, span, message).help(help)
-}
-
-fn location_span(file: FileId, text: &str, l: &serde_saphyr::Location) -> Span {
-    let s = l.span();
-    let offset = s.byte_offset().unwrap_or(0).min(text.len() as u64) as u32;
-    let len = s.byte_len().unwrap_or(0).min((text.len() as u64).saturating_sub(offset as u64)) as u32;
-    Span { file, offset, len, line: l.line().min(u32::MAX as u64) as u32, col: l.column().min(u32::MAX as u64) as u32 }
-}
-
-/// The untyped value a serde-saphyr node turns into, before it is given its span.
-enum Raw {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Yaml>),
-    Map(Vec<(Yaml, Yaml)>),
-}
-
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = Raw;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<Raw, E> {
-        Ok(Raw::Null)
-    }
-    fn visit_none<E>(self) -> Result<Raw, E> {
-        Ok(Raw::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-        d.deserialize_any(RawVisitor)
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Raw, E> {
-        Ok(Raw::Bool(b))
-    }
-    fn visit_i64<E>(self, i: i64) -> Result<Raw, E> {
-        Ok(Raw::Int(i))
-    }
-    fn visit_u64<E>(self, u: u64) -> Result<Raw, E> {
-        Ok(i64::try_from(u).map(Raw::Int).unwrap_or(Raw::Float(u as f64)))
-    }
-    fn visit_i128<E>(self, i: i128) -> Result<Raw, E> {
-        Ok(i64::try_from(i).map(Raw::Int).unwrap_or(Raw::Float(i as f64)))
-    }
-    fn visit_u128<E>(self, u: u128) -> Result<Raw, E> {
-        Ok(i64::try_from(u).map(Raw::Int).unwrap_or(Raw::Float(u as f64)))
-    }
-    fn visit_f64<E>(self, f: f64) -> Result<Raw, E> {
-        Ok(Raw::Float(f))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Raw, E> {
-        Ok(Raw::Str(s.to_owned()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Raw, E> {
-        Ok(Raw::Str(s))
-    }
-    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Raw, E> {
-        String::from_utf8(b.to_vec()).map(Raw::Str).map_err(|_| E::custom("binary value is not UTF-8 text"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element::<Yaml>()? {
-            items.push(item);
+impl Builder<'_> {
+    fn span(&self, s: &PSpan) -> Span {
+        let start = s.start.byte_offset().unwrap_or(0).min(self.text.len());
+        let end = s.end.byte_offset().unwrap_or(start).clamp(start, self.text.len());
+        Span {
+            file: self.file,
+            offset: start as u32,
+            len: (end - start) as u32,
+            line: s.start.line().min(u32::MAX as usize) as u32,
+            col: (s.start.col() + 1).min(u32::MAX as usize) as u32,
         }
-        Ok(Raw::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
-        while let Some(entry) = map.next_entry::<Yaml, Yaml>()? {
-            entries.push(entry);
+
+    fn error(&self, code: &'static codes::Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(code, span, message).help(code.help)
+    }
+
+    fn document(&mut self) -> Result<Yaml, Diagnostic> {
+        // The parser's own nesting limits sit just above ours, so that deep input gets our
+        // located budget error rather than a parser error.
+        let mut options = serde_saphyr::granit_parser::Options::default();
+        options.flow_nesting_limit = options.flow_nesting_limit.max(self.limits.max_depth + 1);
+        options.block_nesting_limit = options.block_nesting_limit.max(self.limits.max_depth + 1);
+        let mut parser = Parser::new_from_str_with_options(self.text, options);
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut root: Option<Yaml> = None;
+        let mut documents = 0;
+        while let Some(item) = parser.next_event() {
+            let (event, pspan) = match item {
+                Ok(e) => e,
+                Err(e) => {
+                    let m = e.marker();
+                    let offset = m.byte_offset().unwrap_or(0).min(self.text.len());
+                    let span = Span { file: self.file, offset: offset as u32, len: 0, line: m.line() as u32, col: m.col() as u32 + 1 };
+                    let message = e.to_string();
+                    let message = message.split(" at byte ").next().unwrap_or(&message).split(" at line ").next().unwrap_or(&message).to_string();
+                    let code = if message.contains("limit exceeded") { &codes::YAML_BUDGET } else { &codes::YAML_SYNTAX };
+                    return Err(self.error(code, span, message));
+                }
+            };
+            let span = self.span(&pspan);
+            let node = match event {
+                Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Anchor(..) => continue,
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Err(self.error(&codes::MULTIPLE_DOCUMENTS, span, "a second YAML document starts here"));
+                    }
+                    continue;
+                }
+                Event::UnresolvedAlias(name) => {
+                    return Err(self.error(&codes::YAML_SYNTAX, span, format!("alias `*{name}` refers to no anchor defined before it")));
+                }
+                Event::Alias(id) => {
+                    self.aliases += 1;
+                    if self.aliases > self.limits.max_aliases {
+                        return Err(self.error(&codes::YAML_BUDGET, span, format!("more than {} aliases", self.limits.max_aliases)));
+                    }
+                    let Some((node, size)) = self.anchors.get(&id) else {
+                        return Err(self.error(&codes::YAML_SYNTAX, span, "alias refers to an anchor that is not complete here (an alias inside its own anchor)"));
+                    };
+                    self.alias_nodes += size;
+                    if self.alias_nodes > self.limits.max_alias_replay {
+                        return Err(self.error(
+                            &codes::YAML_BUDGET,
+                            span,
+                            format!("aliases expand to more than {} nodes (an alias bomb?)", self.limits.max_alias_replay),
+                        ));
+                    }
+                    node.clone()
+                }
+                Event::Scalar(value, style, anchor, tag) => {
+                    let y = self.scalar(&value, style, tag.as_deref(), span)?;
+                    if anchor != 0 {
+                        self.anchors.insert(anchor, (y.clone(), 1));
+                    }
+                    y
+                }
+                Event::SequenceStart(_, anchor, _) => {
+                    self.push(&mut stack, Frame::Seq { span, anchor, items: Vec::new() })?;
+                    continue;
+                }
+                Event::MappingStart(_, anchor, _) => {
+                    self.push(&mut stack, Frame::Map { span, anchor, entries: Vec::new(), key: None, merges: Vec::new() })?;
+                    continue;
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let Some(frame) = stack.pop() else { continue };
+                    let (y, anchor) = match frame {
+                        Frame::Seq { span, anchor, items } => (Yaml::new(YamlValue::Seq(items), span), anchor),
+                        Frame::Map { span, anchor, mut entries, merges, .. } => {
+                            if let Some(dup) = find_duplicate(&entries) {
+                                let name = dup.scalar_text().unwrap_or_default();
+                                return Err(self.error(&codes::DUPLICATE_KEY, dup.span, format!("duplicate mapping key `{name}`")));
+                            }
+                            self.merge(&mut entries, merges)?;
+                            (Yaml::new(YamlValue::Map(entries), span), anchor)
+                        }
+                    };
+                    if anchor != 0 {
+                        let size = count_nodes(&y);
+                        self.anchors.insert(anchor, (y.clone(), size));
+                    }
+                    y
+                }
+                #[allow(unreachable_patterns)]
+                _ => continue,
+            };
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(Frame::Seq { items, .. }) => items.push(node),
+                Some(Frame::Map { entries, key, merges, .. }) => match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => {
+                        if self.is_plain_merge(&k) {
+                            merges.push(node);
+                        } else {
+                            entries.push((k, node));
+                        }
+                    }
+                },
+            }
         }
-        Ok(Raw::Map(entries))
+        Ok(root.unwrap_or_else(|| Yaml::new(YamlValue::Null, Span::file_start(self.file))))
     }
-}
 
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
-        d.deserialize_any(RawVisitor)
+    /// `<<` written plainly in the source (a quoted "<<" is an ordinary key).
+    fn is_plain_merge(&self, k: &Yaml) -> bool {
+        self.text.get(k.span.offset as usize..(k.span.offset + k.span.len) as usize) == Some("<<")
     }
-}
 
-impl<'de> Deserialize<'de> for Yaml {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Yaml, D::Error> {
-        let spanned = serde_saphyr::Spanned::<Raw>::deserialize(d)?;
-        let file = CURRENT_FILE.with(|c| c.get());
-        let (ptr, len) = CURRENT_SOURCE.with(|c| c.get());
-        // SAFETY: CURRENT_SOURCE is set by `parse` to the text being parsed for exactly the
-        // duration of the parse call on this thread, and cleared afterwards.
-        let text: &str = if ptr.is_null() { "" } else { unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) } };
-        let span = location_span(file, text, &spanned.referenced);
-        let source = text.get(span.offset as usize..(span.offset + span.len) as usize).unwrap_or("");
-        let keep_raw = !source.is_empty() && !source.starts_with(['"', '\'', '*', '!', '|', '>']);
-        let (value, raw) = match spanned.value {
-            Raw::Null => (YamlValue::Null, keep_raw.then(|| source.into())),
-            Raw::Bool(b) => (YamlValue::Bool(b), keep_raw.then(|| source.into())),
-            Raw::Int(i) => (YamlValue::Int(i), keep_raw.then(|| source.into())),
-            Raw::Float(f) => (YamlValue::Float(f), keep_raw.then(|| source.into())),
-            Raw::Str(s) => (YamlValue::Str(s), None),
-            Raw::Seq(s) => (YamlValue::Seq(s), None),
-            Raw::Map(m) => (YamlValue::Map(m), None),
+    fn push(&self, stack: &mut Vec<Frame>, frame: Frame) -> Result<(), Diagnostic> {
+        if stack.len() >= self.limits.max_depth {
+            let span = match &frame {
+                Frame::Seq { span, .. } | Frame::Map { span, .. } => *span,
+            };
+            return Err(self.error(&codes::YAML_BUDGET, span, format!("nesting deeper than {} levels", self.limits.max_depth)));
+        }
+        stack.push(frame);
+        Ok(())
+    }
+
+    /// YAML merge keys: entries of the merged mappings that the mapping does not set itself.
+    fn merge(&mut self, entries: &mut Vec<(Yaml, Yaml)>, merges: Vec<Yaml>) -> Result<(), Diagnostic> {
+        if merges.is_empty() {
+            return Ok(());
+        }
+        let mut merged: Vec<(Yaml, Yaml)> = Vec::new();
+        for m in merges {
+            let sources: Vec<Yaml> = match m.value {
+                YamlValue::Map(_) => vec![m],
+                YamlValue::Seq(items) => items,
+                _ => return Err(self.error(&codes::YAML_SYNTAX, m.span, "a merge key `<<` takes a mapping or a list of mappings")),
+            };
+            for src in sources {
+                let YamlValue::Map(src_entries) = src.value else {
+                    return Err(self.error(&codes::YAML_SYNTAX, src.span, "a merge key `<<` takes a mapping or a list of mappings"));
+                };
+                merged.extend(src_entries);
+            }
+        }
+        let mut seen: HashSet<KeyRef<'_>> = entries.iter().filter_map(|(k, _)| KeyRef::of(k)).collect();
+        let mut add = Vec::new();
+        for (k, v) in merged {
+            let fresh = KeyRef::of(&k).is_none_or(|id| seen.insert(id.into_owned()));
+            if fresh {
+                add.push((k, v));
+            }
+        }
+        drop(seen);
+        entries.extend(add);
+        Ok(())
+    }
+
+    fn scalar(&self, value: &str, style: ScalarStyle, tag: Option<&Tag>, span: Span) -> Result<Yaml, Diagnostic> {
+        let core = tag.filter(|t| t.is_yaml_core_schema()).map(|t| t.suffix().to_string());
+        let plain = style == ScalarStyle::Plain;
+        let typed = match core.as_deref() {
+            Some("str") | Some("binary") => None,
+            Some(kind @ ("int" | "float" | "bool" | "null")) => match resolve_plain(value) {
+                Some(v) if v.matches_tag(kind) => Some(v),
+                Some(YamlValue::Int(i)) if kind == "float" => Some(YamlValue::Float(i as f64)),
+                _ => return Err(self.error(&codes::YAML_SYNTAX, span, format!("`{value}` is not a valid !!{kind}"))),
+            },
+            // Other tags (local `!foo`, collections) do not change how a scalar reads.
+            _ if plain => resolve_plain(value),
+            _ => None,
         };
-        Ok(Yaml { value, span, raw })
+        Ok(match typed {
+            Some(v) => Yaml { value: v, span, raw: Some(value.into()) },
+            None => Yaml::new(YamlValue::Str(value.to_string()), span),
+        })
     }
+}
+
+impl YamlValue {
+    fn matches_tag(&self, kind: &str) -> bool {
+        matches!((self, kind), (YamlValue::Int(_), "int") | (YamlValue::Float(_), "float") | (YamlValue::Bool(_), "bool") | (YamlValue::Null, "null"))
+    }
+}
+
+/// How a key is compared for duplicates: its kind and value (1 and "1" are different keys).
+#[derive(PartialEq, Eq, Hash, Clone)]
+enum KeyRef<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Int(i64),
+    Float(u64),
+    Bool(bool),
+    Null,
+}
+
+impl<'a> KeyRef<'a> {
+    fn of(k: &'a Yaml) -> Option<KeyRef<'a>> {
+        Some(match &k.value {
+            YamlValue::Str(s) => KeyRef::Str(std::borrow::Cow::Borrowed(s)),
+            YamlValue::Int(i) => KeyRef::Int(*i),
+            YamlValue::Float(f) => KeyRef::Float(f.to_bits()),
+            YamlValue::Bool(b) => KeyRef::Bool(*b),
+            YamlValue::Null => KeyRef::Null,
+            _ => return None,
+        })
+    }
+
+    /// An owned copy, so the key can outlive the entry it was read from.
+    fn into_owned(&self) -> KeyRef<'static> {
+        match self {
+            KeyRef::Str(s) => KeyRef::Str(std::borrow::Cow::Owned(s.to_string())),
+            KeyRef::Int(i) => KeyRef::Int(*i),
+            KeyRef::Float(f) => KeyRef::Float(*f),
+            KeyRef::Bool(b) => KeyRef::Bool(*b),
+            KeyRef::Null => KeyRef::Null,
+        }
+    }
+}
+
+/// The first key that repeats an earlier one. Small mappings compare pairwise (no allocation);
+/// large ones (e.g. 100k node templates) use a set.
+fn find_duplicate(entries: &[(Yaml, Yaml)]) -> Option<&Yaml> {
+    if entries.len() <= 16 {
+        for (i, (k, _)) in entries.iter().enumerate() {
+            let Some(id) = KeyRef::of(k) else { continue };
+            if entries[..i].iter().any(|(p, _)| KeyRef::of(p).as_ref() == Some(&id)) {
+                return Some(k);
+            }
+        }
+        return None;
+    }
+    let mut seen = HashSet::with_capacity(entries.len());
+    entries.iter().map(|(k, _)| k).find(|k| KeyRef::of(k).is_some_and(|id| !seen.insert(id)))
+}
+
+/// The YAML 1.2 core schema for plain scalars: null, booleans, integers (decimal, 0o, 0x) and
+/// floats; anything else is a string (`None`).
+fn resolve_plain(s: &str) -> Option<YamlValue> {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(YamlValue::Null),
+        "true" | "True" | "TRUE" => return Some(YamlValue::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(YamlValue::Bool(false)),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(YamlValue::Float(f64::INFINITY)),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(YamlValue::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(YamlValue::Float(f64::NAN)),
+        _ => {}
+    }
+    let b = s.as_bytes();
+    let first = *b.first()?;
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+        return None;
+    }
+    if let Some(oct) = s.strip_prefix("0o") {
+        return i64::from_str_radix(oct, 8).ok().map(YamlValue::Int);
+    }
+    if let Some(hex) = s.strip_prefix("0x") {
+        return i64::from_str_radix(hex, 16).ok().map(YamlValue::Int);
+    }
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+        return Some(match s.parse::<i64>() {
+            Ok(i) => YamlValue::Int(i),
+            // Beyond i64: keep it a number (the raw text stays available).
+            Err(_) => YamlValue::Float(s.parse::<f64>().ok()?),
+        });
+    }
+    // [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    let (mantissa, exponent) = match digits.find(['e', 'E']) {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    let (int_part, frac) = match mantissa.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (mantissa, None),
+    };
+    let all_digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit());
+    let mantissa_ok = match frac {
+        Some(f) => all_digits(int_part) && all_digits(f) && !(int_part.is_empty() && f.is_empty()),
+        None => !int_part.is_empty() && all_digits(int_part),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && all_digits(e)
+    });
+    if mantissa_ok && exponent_ok && (frac.is_some() || exponent.is_some()) {
+        return s.parse::<f64>().ok().map(YamlValue::Float);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -391,6 +563,65 @@ mod tests {
     fn duplicate_keys_are_located() {
         let e = p("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!((e.code, e.span.line), ("E0006", 3));
+    }
+
+    #[test]
+    fn core_schema_typing_of_plain_scalars() {
+        let y = p("a: 0o17\nb: 0x1F\nc: 1e3\nd: .inf\ne: 1_000\nf: -12\ng: ~\nh: 1.\ni: .5\nj: 1.2.3\nk: 9223372036854775808\n").unwrap();
+        let v = |k: &str| y.get(k).unwrap().value.clone();
+        assert_eq!(v("a"), YamlValue::Int(15));
+        assert_eq!(v("b"), YamlValue::Int(31));
+        assert_eq!(v("c"), YamlValue::Float(1000.0));
+        assert_eq!(v("d"), YamlValue::Float(f64::INFINITY));
+        assert_eq!(v("e"), YamlValue::Str("1_000".into()));
+        assert_eq!(v("f"), YamlValue::Int(-12));
+        assert_eq!(v("g"), YamlValue::Null);
+        assert_eq!(v("h"), YamlValue::Float(1.0));
+        assert_eq!(v("i"), YamlValue::Float(0.5));
+        assert_eq!(v("j"), YamlValue::Str("1.2.3".into()));
+        assert_eq!(y.get("k").unwrap().raw.as_deref(), Some("9223372036854775808"));
+    }
+
+    #[test]
+    fn tags_and_quoting() {
+        let y = p("a: !!str 12\nb: '12'\nc: !custom 12\nd: !!float 3\n").unwrap();
+        assert_eq!(y.get("a").unwrap().as_str(), Some("12"));
+        assert_eq!(y.get("b").unwrap().as_str(), Some("12"));
+        assert_eq!(y.get("c").unwrap().as_i64(), Some(12));
+        assert_eq!(y.get("d").unwrap().value, YamlValue::Float(3.0));
+        let e = p("a: !!int twelve\n").unwrap_err();
+        assert_eq!((e.code, e.span.line, e.span.col), ("E0002", 1, 10));
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let y = p("base: &b {cpu: 1, mem: 2}\nvm:\n  <<: *b\n  cpu: 4\nlist: [*b, *b]\n").unwrap();
+        let vm = y.get("vm").unwrap();
+        assert_eq!(vm.get("cpu").unwrap().as_i64(), Some(4));
+        assert_eq!(vm.get("mem").unwrap().as_i64(), Some(2));
+        assert_eq!(vm.as_map().unwrap().len(), 2);
+        assert_eq!(y.get("list").unwrap().as_seq().unwrap()[1].get("mem").unwrap().as_i64(), Some(2));
+        // A quoted "<<" is an ordinary key.
+        assert!(p("'<<': 1\n").unwrap().get("<<").is_some());
+        assert_eq!(p("a: *nope\n").unwrap_err().code, "E0002");
+        assert_eq!(p("a: &x [1, *x]\n").unwrap_err().code, "E0002");
+        assert_eq!(p("a:\n  <<: 3\n").unwrap_err().code, "E0002");
+    }
+
+    #[test]
+    fn duplicates_in_large_mappings_and_across_kinds() {
+        let mut s: String = (0..100).map(|i| format!("k{i}: {i}\n")).collect();
+        s.push_str("k57: again\n");
+        let e = p(&s).unwrap_err();
+        assert_eq!((e.code, e.span.line), ("E0006", 101));
+        // 1 and "1" are different keys.
+        assert!(p("1: a\n'1': b\n").is_ok());
+    }
+
+    #[test]
+    fn second_document_is_rejected() {
+        let e = p("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!((e.code, e.span.line), ("E0012", 2));
     }
 
     #[test]
