@@ -48,7 +48,7 @@ pub fn compile_loaded(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagno
     let mut sources = loaded.sources;
     let docs: Vec<(FileId, yaml::Yaml)> = loaded.docs.into_iter().map(|d| (d.file, d.doc)).collect();
     let edges: Vec<(FileId, FileId, Option<String>)> = loaded.edges.iter().map(|e| (e.from, e.to, e.namespace_prefix.clone())).collect();
-    let topology = if docs.is_empty() { Topology::default() } else { topology::build(&mut sources, &docs, &edges, inputs, &mut diags) };
+    let topology = if docs.is_empty() { Topology::default() } else { topology::build(&mut sources, docs, &edges, inputs, &mut diags) };
     Compiled { sources, topology, diagnostics: diags.into_sorted() }
 }
 

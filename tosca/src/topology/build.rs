@@ -52,8 +52,9 @@ pub(super) struct Ctx<'a> {
 
 /// Builds the topology of `docs` (root first). Returns `None` only when there is nothing to
 /// build from (the root failed to parse).
-pub fn build(sources: &mut Sources, docs: &[(crate::FileId, Yaml)], edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics) -> Topology {
-    let templates: Vec<ServiceTemplate> = docs.iter().map(|(f, y)| parse_file(*f, y, diags)).collect();
+pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics) -> Topology {
+    // Each YAML document is dropped as soon as its syntax is read: peak memory matters on big templates.
+    let mut templates: Vec<ServiceTemplate> = docs.into_iter().map(|(f, y)| parse_file(f, &y, diags)).collect();
     let root = templates.first();
     let version = root.and_then(|t| t.version.map(|v| v.value)).unwrap_or(ToscaVersion::V1_3);
     for t in templates.iter().skip(1) {
@@ -100,21 +101,24 @@ pub fn build(sources: &mut Sources, docs: &[(crate::FileId, Yaml)], edges: &[(cr
     check_type_definitions(&reg, diags);
 
     let mut topo = Topology { format_version: "1.0", tosca_definitions_version: Some(version), ..Default::default() };
-    let Some(root) = root else { return topo };
-    topo.description = root.description.clone();
-    topo.metadata = root.metadata.clone();
-    let Some(tt) = root.topology.clone() else {
+    let Some(root) = templates.first_mut() else { return topo };
+    topo.description = root.description.take();
+    topo.metadata = std::mem::take(&mut root.metadata);
+    let Some(mut tt) = root.topology.take() else {
         return topo;
     };
+    drop(templates);
     if tt.node_templates.is_empty() {
         diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
     }
     let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), input_yaml: IndexMap::new(), nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
     ctx.build_inputs(&tt.inputs, given, &mut topo);
-    for (name, (span, nt)) in &tt.node_templates {
-        let nt = ctx.resolve_copy(name, nt, &tt.node_templates);
+    let node_templates = std::mem::take(&mut tt.node_templates);
+    let copies = ctx.resolve_copies(&node_templates);
+    for (name, (span, nt)) in node_templates {
+        let nt = copies.get(&name).cloned().unwrap_or(nt);
         ctx.node_index.insert(name.clone(), ctx.nodes.len());
-        let node = ctx.build_node(name, *span, nt);
+        let node = ctx.build_node(&name, span, nt);
         ctx.nodes.push(node);
     }
     for (name, (span, rt)) in &tt.relationship_templates {
@@ -214,31 +218,30 @@ impl Ctx<'_> {
         PV::from_value(v, &mut |y| crate::function::parse(y, diags))
     }
 
-    fn resolve_copy(&mut self, name: &str, nt: &syntax::NodeTemplate, all: &syntax::Named<syntax::NodeTemplate>) -> syntax::NodeTemplate {
-        let Some(copy) = &nt.copy else { return nt.clone() };
-        match all.get(&copy.value) {
-            Some((_, src)) if src.copy.is_none() && copy.value != name => {
-                let mut out = src.clone();
-                if !nt.type_name.value.is_empty() {
-                    out.type_name = nt.type_name.clone();
+    /// Node templates written with `copy: OTHER`, completed from OTHER (only they are cloned).
+    fn resolve_copies(&mut self, all: &syntax::Named<syntax::NodeTemplate>) -> IndexMap<String, syntax::NodeTemplate> {
+        let mut out = IndexMap::new();
+        for (name, (_, nt)) in all {
+            let Some(copy) = &nt.copy else { continue };
+            match all.get(&copy.value) {
+                Some((_, src)) if src.copy.is_none() && copy.value != *name => {
+                    let mut merged = src.clone();
+                    if !nt.type_name.value.is_empty() {
+                        merged.type_name = nt.type_name.clone();
+                    }
+                    merged.properties.extend(nt.properties.clone());
+                    merged.span = nt.span;
+                    merged.copy = None;
+                    out.insert(name.clone(), merged);
                 }
-                out.properties.extend(nt.properties.clone());
-                out.span = nt.span;
-                out.copy = None;
-                out
-            }
-            Some(_) => {
-                self.diags.push(
+                Some(_) => self.diags.push(
                     Diagnostic::new(&codes::UNKNOWN_NODE_TEMPLATE, copy.span, format!("`copy` of `{}`, which is itself a copy (or this node)", copy.value))
                         .help("copy a node template that is not itself a copy"),
-                );
-                nt.clone()
-            }
-            None => {
-                self.diags.report(&codes::UNKNOWN_NODE_TEMPLATE, copy.span, format!("`copy` names unknown node template `{}`", copy.value));
-                nt.clone()
+                ),
+                None => self.diags.report(&codes::UNKNOWN_NODE_TEMPLATE, copy.span, format!("`copy` names unknown node template `{}`", copy.value)),
             }
         }
+        out
     }
 
     fn build_inputs(&mut self, defs: &syntax::Named<PropertyDef>, given: &Inputs, topo: &mut Topology) {

@@ -31,8 +31,10 @@ impl Ctx<'_> {
                 all.push(out);
                 continue;
             };
-            let defs = self.reg.flat(tid).requirements.clone();
-            let assignments = self.nodes[i].tpl.requirements.clone();
+            let flat = self.reg.flat_rc(tid);
+            let defs = &flat.requirements;
+            // Requirement assignments are consumed here; later passes use the resolved ones.
+            let assignments = std::mem::take(&mut self.nodes[i].tpl.requirements);
             let owner = format!("node template `{}`", self.nodes[i].name);
             for (aname, a) in &assignments {
                 let Some((_, def)) = defs.iter().find(|(n, _)| *n == aname.value) else {
@@ -47,7 +49,7 @@ impl Ctx<'_> {
                     out.push(r);
                 }
             }
-            for (dname, def) in &defs {
+            for (dname, def) in defs {
                 let count = assignments.iter().filter(|(n, _)| n.value == *dname).count() as u64;
                 let occ = def.occurrences.map(|o| o.value).unwrap_or(syntax::Occurrences { min: 1, max: Some(1) });
                 if let Some(max) = occ.max {

@@ -43,9 +43,11 @@ pub struct Origin {
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: Vec<TypeEntry>,
-    by_name: HashMap<(TypeKind, String), TypeId>,
+    /// Name -> the type of that name for each kind (indexed by `TypeKind as usize`): lookups by
+    /// `&str` without allocating, on the hot path of every check.
+    by_name: HashMap<String, [Option<TypeId>; 8]>,
     /// Short names and prefixed names; a real name always wins over an alias.
-    aliases: HashMap<(TypeKind, String), TypeId>,
+    aliases: HashMap<String, [Option<TypeId>; 8]>,
     flat: Vec<std::rc::Rc<FlatType>>,
 }
 
@@ -72,7 +74,7 @@ impl Registry {
     /// come from the same place (a file imported twice is loaded once, so that cannot happen).
     pub fn add(&mut self, kind: TypeKind, name: String, def: TypeDef, origin: Origin, diags: &mut Diagnostics) -> Option<TypeId> {
         let Origin { file, span, normative } = origin;
-        if let Some(&existing) = self.by_name.get(&(kind, name.clone())) {
+        if let Some(existing) = self.by_name.get(&name).and_then(|k| k[kind as usize]) {
             let prev = &self.entries[existing.0 as usize];
             if prev.normative && !normative {
                 // Templates may redefine a normative type (INDIGO's files do, e.g. for
@@ -97,22 +99,22 @@ impl Registry {
         let id = TypeId(self.entries.len() as u32);
         if normative {
             if let Some(short) = name.strip_prefix(normative_segment(kind)) {
-                self.aliases.insert((kind, short.to_string()), id);
-                self.aliases.insert((kind, format!("tosca:{short}")), id);
+                self.aliases.entry(short.to_string()).or_default()[kind as usize] = Some(id);
+                self.aliases.entry(format!("tosca:{short}")).or_default()[kind as usize] = Some(id);
             }
         }
-        self.by_name.insert((kind, name.clone()), id);
+        self.by_name.entry(name.clone()).or_default()[kind as usize] = Some(id);
         self.entries.push(TypeEntry { kind, name, def, file, span, parent: None, normative });
         Some(id)
     }
 
     pub fn add_alias(&mut self, kind: TypeKind, alias: String, id: TypeId) {
-        self.aliases.entry((kind, alias)).or_insert(id);
+        self.aliases.entry(alias).or_default()[kind as usize].get_or_insert(id);
     }
 
     pub fn lookup(&self, kind: TypeKind, name: &str) -> Option<TypeId> {
-        let key = (kind, name.to_string());
-        self.by_name.get(&key).or_else(|| self.aliases.get(&key)).copied()
+        let k = kind as usize;
+        self.by_name.get(name).and_then(|ids| ids[k]).or_else(|| self.aliases.get(name).and_then(|ids| ids[k]))
     }
 
     /// Kinds under which `name` exists, for "wrong kind" messages.
@@ -194,7 +196,7 @@ impl Registry {
                         )
                         .help(format!("a {} can only derive from another {}", kind.noun(), kind.noun()))
                     } else {
-                        let names = self.by_name.keys().filter(|(k, _)| *k == kind).map(|(_, n)| n.as_str());
+                        let names = self.by_name.iter().filter(|(_, ids)| ids[kind as usize].is_some()).map(|(n, _)| n.as_str());
                         let help = match crate::syntax::parse::suggest(&parent.value, names) {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => codes::MISSING_PARENT.help.to_string(),
