@@ -433,11 +433,9 @@ fn twenty_mb_document_is_too_large_at_the_file_start() {
     assert_eq!((d.span.file, d.span.line, d.span.col), (file, 1, 1));
 }
 
-/// The entry itself is over the limit, so the loader never reads it and reports E0004 with
-/// `Span::NONE` (the message names the file). Run with `--ignored` to check whether it has been
-/// given a location (e.g. `Span::file_start` of a placeholder source).
+/// The entry itself is over the limit, so the loader never reads it; the diagnostic still points
+/// at that file (line 1, column 1).
 #[test]
-#[ignore = "E0004 for an oversized entry has Span::NONE today (reported in docs/benchmarks.md)"]
 fn twenty_mb_entry_diagnostic_is_located() {
     located(&compile_text(twenty_mb()), "E0004");
 }

@@ -382,11 +382,7 @@ impl Loader<'_> {
             Entry::Text { name, text } => {
                 let max = self.opts.limits.max_file_size;
                 if text.len() > max {
-                    self.diags.report(
-                        &codes::FILE_TOO_LARGE,
-                        Span::NONE,
-                        format!("{name} is {} bytes, above the limit of {max} bytes", text.len()),
-                    );
+                    self.too_large(Span::NONE, &name.clone(), text.len() as u64);
                     return None;
                 }
                 let ident = Ident {
@@ -484,11 +480,7 @@ impl Loader<'_> {
             let bytes = match cache::read_capped(&meta_path, self.opts.limits.max_file_size) {
                 Ok(Ok(b)) => b,
                 Ok(Err(size)) => {
-                    self.diags.report(
-                        &codes::FILE_TOO_LARGE,
-                        Span::NONE,
-                        format!("{name} is {size} bytes, above the limit"),
-                    );
+                    self.too_large(Span::NONE, &name.clone(), size);
                     return None;
                 }
                 Err(e) => {
@@ -694,8 +686,19 @@ impl Loader<'_> {
         }
     }
 
+    /// Problems with the root file itself have no import to point at: they point at the file
+    /// (registered without its text, which was not read), so every diagnostic names a file.
+    fn located(&mut self, at: Span, name: &str) -> Span {
+        if at.is_none() {
+            Span::file_start(self.out.sources.add(name, ""))
+        } else {
+            at
+        }
+    }
+
     /// `size` is exact when known from metadata, or `max + 1` when only a capped read found out.
     fn too_large(&mut self, at: Span, name: &str, size: u64) {
+        let at = self.located(at, name);
         let max = self.opts.limits.max_file_size;
         let message = if size > max as u64 + 1 {
             format!("{name} is {size} bytes, above the limit of {max} bytes")
