@@ -109,6 +109,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
                 }
             }
+            // The process ends here: freeing a large template's trees would only cost time.
+            std::mem::forget(compiled);
             Ok(if errors { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Topology { args, format } => {
@@ -127,6 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             };
             print!("{text}");
+            std::mem::forget((compiled, topology));
             Ok(ExitCode::SUCCESS)
         }
         Command::Codes => {
