@@ -374,7 +374,7 @@ impl Builder<'_> {
         let mut seen: HashSet<KeyRef<'_>> = entries.iter().filter_map(|(k, _)| KeyRef::of(k)).collect();
         let mut add = Vec::new();
         for (k, v) in merged {
-            let fresh = KeyRef::of(&k).is_none_or(|id| seen.insert(id.into_owned()));
+            let fresh = KeyRef::of(&k).is_none_or(|id| seen.insert(id.to_owned_key()));
             if fresh {
                 add.push((k, v));
             }
@@ -434,7 +434,7 @@ impl<'a> KeyRef<'a> {
     }
 
     /// An owned copy, so the key can outlive the entry it was read from.
-    fn into_owned(&self) -> KeyRef<'static> {
+    fn to_owned_key(&self) -> KeyRef<'static> {
         match self {
             KeyRef::Str(s) => KeyRef::Str(std::borrow::Cow::Owned(s.to_string())),
             KeyRef::Int(i) => KeyRef::Int(*i),

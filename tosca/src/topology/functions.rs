@@ -437,6 +437,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         }
     }
     let mut ev = Eval { ctx, reqs: &reqs, hosts, host_dangling };
+    let mut iface_cache: std::collections::HashMap<crate::types::TypeId, IndexMap<String, Interface>> = Default::default();
     // `i` indexes nodes, requirements and hosts alike.
     #[allow(clippy::needless_range_loop)]
     for i in 0..n {
@@ -492,7 +493,17 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
                 },
             });
         }
-        // Type-level interfaces, with the template's assignments merged over them.
+        // Type-level interfaces, with the template's assignments merged over them. Nodes that
+        // assign nothing share their type's rendering, unless its inputs call functions (whose
+        // values depend on the node).
+        let shared = ev.ctx.nodes[i].tpl.interfaces.is_empty();
+        if shared {
+            if let Some(cached) = iface_cache.get(&tid) {
+                let interfaces = cached.clone();
+                build_node_model(&mut ev, i, tid, &flat, NodeParts { properties, capabilities, requirements, scaling }, interfaces, topo);
+                continue;
+            }
+        }
         let mut ifaces = flat.interfaces.clone();
         for (k, (_, v)) in &ev.ctx.nodes[i].tpl.interfaces {
             let merged = match ifaces.get(k) {
@@ -516,39 +527,10 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         }
         let named: syntax::Named<syntax::InterfaceDef> = ifaces.into_iter().map(|(k, v)| (k, (v.span, v))).collect();
         let interfaces = render_interfaces(&mut ev, &named, site);
-        let mut artifacts: IndexMap<String, Artifact> = IndexMap::new();
-        for (k, a) in flat.artifacts.iter().chain(ev.ctx.nodes[i].tpl.artifacts.iter().map(|(k, (_, a))| (k, a))) {
-            artifacts.insert(k.clone(), Artifact { type_name: a.type_name.as_ref().map(|t| t.value.clone()), file: a.file.value.clone(), repository: a.repository.as_ref().map(|r| r.value.clone()), deploy_path: a.deploy_path.clone() });
+        if shared && !interfaces_call_functions(&flat.interfaces) {
+            iface_cache.insert(tid, interfaces.clone());
         }
-        let attrs_given = ev.ctx.nodes[i].tpl.attributes.clone();
-        let mut attributes = IndexMap::new();
-        for (k, def) in &flat.attributes {
-            let y = attrs_given.get(k).map(|(_, y)| y.clone()).or(def.default.clone());
-            if let Some(y) = y {
-                let v = ev.ctx.spec_check(&y, def);
-                let pv = ev.ctx.pv_of(&v);
-                attributes.insert(k.clone(), ev.render(&pv, site));
-            }
-        }
-        let sensitive = flat.properties.iter().filter(|(_, d)| is_sensitive(&ev.ctx.reg, d)).map(|(k, _)| k.clone()).collect();
-        let tpl = &ev.ctx.nodes[i].tpl;
-        let node = Node {
-            type_name: ev.ctx.reg.get(tid).name.clone(),
-            types: ev.ctx.reg.chain_names(tid),
-            description: tpl.description.clone(),
-            metadata: tpl.metadata.clone(),
-            directives: tpl.directives.iter().map(|d| d.value.clone()).collect(),
-            properties,
-            attributes,
-            capabilities,
-            requirements,
-            interfaces,
-            artifacts,
-            host: ev.hosts[i].map(|h| ev.ctx.nodes[h].name.clone()),
-            scaling,
-            sensitive,
-        };
-        topo.nodes.insert(ev.ctx.nodes[i].name.clone(), node);
+        build_node_model(&mut ev, i, tid, &flat, NodeParts { properties, capabilities, requirements, scaling }, interfaces, topo);
     }
     for (name, (span, g)) in &tt.groups {
         let gt = ev.ctx.type_of(TypeKind::Group, &g.type_name);
@@ -623,6 +605,63 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
     for (name, (_, w)) in &tt.workflows {
         topo.workflows.insert(name.clone(), workflow(&mut ev, name, w, tt));
     }
+}
+
+/// True when any input of these interfaces (interface-level or operation-level) calls a function.
+fn interfaces_call_functions(ifaces: &IndexMap<String, syntax::InterfaceDef>) -> bool {
+    fn has_call(y: &crate::yaml::Yaml) -> bool {
+        crate::function::is_call(y)
+            || y.as_seq().is_some_and(|items| items.iter().any(has_call))
+            || y.as_map().is_some_and(|entries| entries.iter().any(|(_, v)| has_call(v)))
+    }
+    ifaces.values().any(|i| i.inputs.values().any(|(_, y)| has_call(y)) || i.operations.values().any(|(_, o)| o.inputs.values().any(|(_, y)| has_call(y))))
+}
+
+/// The parts of a node's model rendered before its interfaces.
+struct NodeParts {
+    properties: IndexMap<String, J>,
+    capabilities: IndexMap<String, Capability>,
+    requirements: Vec<Requirement>,
+    scaling: Option<Scaling>,
+}
+
+/// The rest of a node's model: artifacts, attributes, and the node itself.
+fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, flat: &crate::types::FlatType, parts: NodeParts, interfaces: IndexMap<String, Interface>, topo: &mut Topology) {
+    let NodeParts { properties, capabilities, requirements, scaling } = parts;
+    let site = Site { node: Some(i), source: None, target: None };
+    let mut artifacts: IndexMap<String, Artifact> = IndexMap::new();
+    for (k, a) in flat.artifacts.iter().chain(ev.ctx.nodes[i].tpl.artifacts.iter().map(|(k, (_, a))| (k, a))) {
+        artifacts.insert(k.clone(), Artifact { type_name: a.type_name.as_ref().map(|t| t.value.clone()), file: a.file.value.clone(), repository: a.repository.as_ref().map(|r| r.value.clone()), deploy_path: a.deploy_path.clone() });
+    }
+    let attrs_given = ev.ctx.nodes[i].tpl.attributes.clone();
+    let mut attributes = IndexMap::new();
+    for (k, def) in &flat.attributes {
+        let y = attrs_given.get(k).map(|(_, y)| y.clone()).or(def.default.clone());
+        if let Some(y) = y {
+            let v = ev.ctx.spec_check(&y, def);
+            let pv = ev.ctx.pv_of(&v);
+            attributes.insert(k.clone(), ev.render(&pv, site));
+        }
+    }
+    let sensitive = flat.properties.iter().filter(|(_, d)| is_sensitive(&ev.ctx.reg, d)).map(|(k, _)| k.clone()).collect();
+    let tpl = &ev.ctx.nodes[i].tpl;
+    let node = Node {
+        type_name: ev.ctx.reg.get(tid).name.clone(),
+        types: ev.ctx.reg.chain_names(tid),
+        description: tpl.description.clone(),
+        metadata: tpl.metadata.clone(),
+        directives: tpl.directives.iter().map(|d| d.value.clone()).collect(),
+        properties,
+        attributes,
+        capabilities,
+        requirements,
+        interfaces,
+        artifacts,
+        host: ev.hosts[i].map(|h| ev.ctx.nodes[h].name.clone()),
+        scaling,
+        sensitive,
+    };
+    topo.nodes.insert(ev.ctx.nodes[i].name.clone(), node);
 }
 
 fn render_interfaces(ev: &mut Eval<'_, '_>, ifaces: &syntax::Named<syntax::InterfaceDef>, site: Site) -> IndexMap<String, Interface> {
