@@ -230,9 +230,8 @@ pub mod codes {
         BAD_ENTRY_SCHEMA = "E0206", Error, "entry_schema or key_schema invalid", "list and map properties take entry_schema; key_schema must be string-based";
         BAD_OCCURRENCES = "E0207", Error, "invalid occurrences", "occurrences is [min, max] with 0 <= min <= max, max may be UNBOUNDED";
         UNKNOWN_INTERFACE_OPERATION = "E0208", Error, "operation not defined by the interface type", "check the operation name against the interface type";
-        DEPRECATED = "W0209", Warning, "use of a deprecated or experimental definition", "avoid definitions whose status is deprecated";
+        DEPRECATED = "W0209", Warning, "use of a deprecated, experimental or unsupported definition", "avoid definitions whose status is not supported";
         LENIENT_OVERRIDE = "W0211", Warning, "override is not a strict refinement (accepted)", "real profiles (e.g. INDIGO) do this; prefer a type derived from the parent's";
-        AMBIGUOUS_TYPE = "E0210", Error, "type name is ambiguous", "use the full type name";
         // E03xx: values and constraints.
         TYPE_MISMATCH = "E0301", Error, "value does not match its type", "give a value of the declared type";
         CONSTRAINT = "E0302", Error, "value violates a constraint", "change the value so it satisfies the constraint";
@@ -262,10 +261,8 @@ pub mod codes {
         BAD_WORKFLOW = "E0411", Error, "invalid workflow", "check steps, targets, activities and on_success/on_failure links";
         UNKNOWN_REQUIREMENT = "E0412", Error, "requirement not defined by the node type", "check the requirement name against the node type (and its parents)";
         BAD_NODE_FILTER = "E0413", Error, "invalid node_filter", "node_filter has properties and capabilities with constraint lists";
-        NO_HOST = "W0414", Warning, "software component without a host", "add a host requirement so Rosca knows where it runs";
         BAD_SCALING = "E0415", Error, "invalid scaling values", "need min_instances <= default_instances (count) <= max_instances";
         UNKNOWN_ARTIFACT = "E0416", Error, "unknown artifact", "check the artifact name on the node template or its type";
-        ABSTRACT_NODE = "W0417", Warning, "node template of an abstract type", "the orchestrator must substitute or select it";
         EMPTY_TOPOLOGY = "W0418", Warning, "service template has no node templates", "nothing will be deployed";
         // E05xx: inputs.
         MISSING_INPUT = "E0501", Error, "required input not given", "give it with --inputs FILE or -i NAME=VALUE, or add a default";

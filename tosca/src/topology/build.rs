@@ -298,7 +298,19 @@ impl Ctx<'_> {
     pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> IndexMap<String, PV> {
         let mut out = IndexMap::new();
         for (name, def) in defs {
-            if let Some((_, y)) = given.get(name) {
+            if let Some((kspan, y)) = given.get(name) {
+                if let Some(status) = def.status.filter(|s| matches!(s.value, syntax::Status::Deprecated | syntax::Status::Experimental | syntax::Status::Unsupported)) {
+                    let word = match status.value {
+                        syntax::Status::Deprecated => "deprecated",
+                        syntax::Status::Experimental => "experimental",
+                        _ => "unsupported",
+                    };
+                    self.diags.push(
+                        Diagnostic::new(&codes::DEPRECATED, *kspan, format!("{owner}: {what} `{name}` is {word}"))
+                            .help(codes::DEPRECATED.help)
+                            .related(status.span, "status declared here"),
+                    );
+                }
                 self.check_fed_input(owner, name, y, def);
                 let v = self.spec_check(y, def);
                 out.insert(name.clone(), self.pv_of(&v));

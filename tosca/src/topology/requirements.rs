@@ -153,6 +153,21 @@ impl Ctx<'_> {
                 (all, false)
             }
         };
+        // A node_filter must name properties and capabilities the filtered type has; a typo
+        // would otherwise just make every candidate fail to match.
+        let mut filter = filter;
+        if let Some(f) = &filter {
+            let filtered_type = if by_name {
+                self.nodes[candidates[0]].type_id
+            } else {
+                explicit_node.or(def.node.as_ref()).and_then(|n| self.reg.lookup(TypeKind::Node, &n.value))
+            };
+            // A filter with a wrong name is reported once; matching then ignores it, rather
+            // than reporting every candidate as not matching.
+            if filtered_type.is_some_and(|t| !self.check_filter_names(f, t, owner)) {
+                filter = None;
+            }
+        }
         let mut best = None;
         let mut saw_node_without_cap = None;
         for &c in &candidates {
@@ -294,6 +309,46 @@ impl Ctx<'_> {
             Some(n) => flat.capabilities.get(&n.value).filter(|c| type_ok(c)).map(|_| n.value.clone()),
             None => flat.capabilities.iter().find(|(_, c)| type_ok(c)).map(|(k, _)| k.clone()),
         }
+    }
+
+    /// Reports names in `f` that type `t` does not have; true when all exist.
+    fn check_filter_names(&mut self, f: &NodeFilter, t: TypeId, owner: &str) -> bool {
+        let before = self.diags.error_count();
+        let flat = self.reg.flat_rc(t);
+        let tname = self.reg.get(t).name.clone();
+        for (p, _) in &f.properties {
+            if !flat.properties.contains_key(&p.value) {
+                let help = match syntax::parse::suggest(&p.value, flat.properties.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("properties of `{tname}`: {}", flat.properties.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
+                };
+                self.diags.push(Diagnostic::new(&codes::BAD_NODE_FILTER, p.span, format!("{owner}: node_filter names property `{}`, which `{tname}` does not have", p.value)).help(help));
+            }
+        }
+        for (c, props) in &f.capabilities {
+            let by_type = self.reg.lookup(TypeKind::Capability, &c.value);
+            let cap = flat.capabilities.get_key_value(&c.value).map(|(k, _)| k.clone()).or_else(|| {
+                let ct = by_type?;
+                flat.capabilities.iter().find(|(_, d)| self.reg.lookup(TypeKind::Capability, &d.type_name.value).is_some_and(|x| self.reg.derives_from(x, ct))).map(|(k, _)| k.clone())
+            });
+            let Some(cap) = cap else {
+                self.diags.push(
+                    Diagnostic::new(&codes::BAD_NODE_FILTER, c.span, format!("{owner}: node_filter names capability `{}`, which `{tname}` does not have", c.value))
+                        .help(format!("capabilities of `{tname}`: {}", flat.capabilities.keys().map(String::as_str).collect::<Vec<_>>().join(", "))),
+                );
+                continue;
+            };
+            let defs = flat.capability_properties.get(&cap).cloned().unwrap_or_default();
+            for (p, _) in props {
+                if !defs.contains_key(&p.value) {
+                    self.diags.push(
+                        Diagnostic::new(&codes::BAD_NODE_FILTER, p.span, format!("{owner}: node_filter names property `{}`, which capability `{cap}` of `{tname}` does not have", p.value))
+                            .help(format!("properties of `{cap}`: {}", defs.keys().map(String::as_str).collect::<Vec<_>>().join(", "))),
+                    );
+                }
+            }
+        }
+        self.diags.error_count() == before
     }
 
     fn filter_matches(&mut self, n: usize, f: &NodeFilter) -> bool {
