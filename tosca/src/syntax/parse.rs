@@ -434,15 +434,9 @@ impl Parser<'_> {
             return Some(Schema { type_name: self.name(y, "entry_schema")?, span: y.span, ..Default::default() });
         }
         let mut s = Schema { span: y.span, ..Default::default() };
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "a schema definition", &["type", "description", "constraints", "key_schema", "entry_schema"]) {
             match key {
-                "type" => {
-                    if let Some(t) = self.name(v, "type") {
-                        s.type_name = t;
-                        has_type = true;
-                    }
-                }
+                "type" => s.type_name = self.name(v, "type").unwrap_or_default(),
                 "description" => s.description = self.text(v, "description"),
                 "constraints" => s.constraints = self.constraints(v),
                 "key_schema" => s.key_schema = self.schema(v).map(Box::new),
@@ -450,7 +444,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type {
+        if s.type_name.value.is_empty() {
             if y.as_map().is_some() {
                 self.diags.report(&codes::MISSING_KEY, y.span, "schema definition has no `type`");
             }
@@ -517,15 +511,9 @@ impl Parser<'_> {
             return c;
         }
         let keys = &["type", "description", "properties", "attributes", "valid_source_types", "occurrences"];
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "a capability definition", keys) {
             match key {
-                "type" => {
-                    if let Some(t) = self.name(v, "type") {
-                        c.type_name = t;
-                        has_type = true;
-                    }
-                }
+                "type" => c.type_name = self.name(v, "type").unwrap_or_default(),
                 "description" => c.description = self.text(v, "description"),
                 "properties" => c.properties = self.property_defs(v, "properties"),
                 "attributes" => c.attributes = self.property_defs(v, "attributes"),
@@ -534,7 +522,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type {
+        if c.type_name.value.is_empty() {
             self.diags.report(&codes::MISSING_KEY, y.span, "capability definition has no `type`");
         }
         c
@@ -773,15 +761,9 @@ impl Parser<'_> {
             "type", "description", "metadata", "directives", "properties", "attributes", "requirements", "capabilities", "interfaces",
             "artifacts", "node_filter", "copy",
         ];
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "a node template", keys) {
             match key {
-                "type" => {
-                    if let Some(t) = self.name(v, "type") {
-                        n.type_name = t;
-                        has_type = true;
-                    }
-                }
+                "type" => n.type_name = self.name(v, "type").unwrap_or_default(),
                 "description" => n.description = self.text(v, "description"),
                 "metadata" => n.metadata = self.metadata(v),
                 "directives" => n.directives = self.names(v, "directives"),
@@ -796,7 +778,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type && n.copy.is_none() {
+        if n.type_name.value.is_empty() && n.copy.is_none() {
             self.diags.report(&codes::MISSING_KEY, span, "node template has no `type`");
         }
         n
@@ -852,15 +834,9 @@ impl Parser<'_> {
 
     fn relationship_template(&mut self, span: Span, y: &Yaml) -> RelationshipTemplate {
         let mut r = RelationshipTemplate { span, ..Default::default() };
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "a relationship template", &["type", "description", "metadata", "properties", "attributes", "interfaces", "copy"]) {
             match key {
-                "type" => {
-                    if let Some(t) = self.name(v, "type") {
-                        r.type_name = t;
-                        has_type = true;
-                    }
-                }
+                "type" => r.type_name = self.name(v, "type").unwrap_or_default(),
                 "description" => r.description = self.text(v, "description"),
                 "metadata" => r.metadata = self.metadata(v),
                 "properties" => r.properties = self.values(v, "properties"),
@@ -870,7 +846,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type && r.copy.is_none() {
+        if r.type_name.value.is_empty() && r.copy.is_none() {
             self.diags.report(&codes::MISSING_KEY, span, "relationship template has no `type`");
         }
         r
@@ -878,15 +854,9 @@ impl Parser<'_> {
 
     fn group(&mut self, span: Span, y: &Yaml) -> GroupDef {
         let mut g = GroupDef { span, ..Default::default() };
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "a group", &["type", "description", "metadata", "properties", "members", "interfaces"]) {
             match key {
-                "type" => {
-                    if let Some(t) = self.name(v, "type") {
-                        g.type_name = t;
-                        has_type = true;
-                    }
-                }
+                "type" => g.type_name = self.name(v, "type").unwrap_or_default(),
                 "description" => g.description = self.text(v, "description"),
                 "metadata" => g.metadata = self.metadata(v),
                 "properties" => g.properties = self.values(v, "properties"),
@@ -895,7 +865,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type {
+        if g.type_name.value.is_empty() {
             self.diags.report(&codes::MISSING_KEY, span, "group has no `type`");
         }
         g
@@ -903,15 +873,9 @@ impl Parser<'_> {
 
     fn policy(&mut self, span: Span, y: &Yaml) -> PolicyDef {
         let mut p = PolicyDef { span, ..Default::default() };
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "a policy", &["type", "description", "metadata", "properties", "targets", "triggers"]) {
             match key {
-                "type" => {
-                    if let Some(t) = self.name(v, "type") {
-                        p.type_name = t;
-                        has_type = true;
-                    }
-                }
+                "type" => p.type_name = self.name(v, "type").unwrap_or_default(),
                 "description" => p.description = self.text(v, "description"),
                 "metadata" => p.metadata = self.metadata(v),
                 "properties" => p.properties = self.values(v, "properties"),
@@ -920,7 +884,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type {
+        if p.type_name.value.is_empty() {
             self.diags.report(&codes::MISSING_KEY, span, "policy has no `type`");
         }
         p
@@ -929,15 +893,9 @@ impl Parser<'_> {
     fn substitution(&mut self, y: &Yaml) -> SubstitutionMappings {
         let mut s = SubstitutionMappings { span: y.span, ..Default::default() };
         let keys = &["node_type", "substitution_filter", "properties", "attributes", "capabilities", "requirements", "interfaces"];
-        let mut has_type = false;
         for (key, _, v) in self.fields(y, "substitution_mappings", keys) {
             match key {
-                "node_type" => {
-                    if let Some(t) = self.name(v, "node_type") {
-                        s.node_type = t;
-                        has_type = true;
-                    }
-                }
+                "node_type" => s.node_type = self.name(v, "node_type").unwrap_or_default(),
                 "substitution_filter" => {
                     self.since(ToscaVersion::V1_3, "substitution_filter", v.span);
                     s.substitution_filter = Some(self.node_filter(v))
@@ -969,7 +927,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_type {
+        if s.node_type.value.is_empty() {
             self.diags.report(&codes::MISSING_KEY, y.span, "substitution_mappings has no `node_type`");
         }
         s
@@ -993,15 +951,9 @@ impl Parser<'_> {
     fn workflow_step(&mut self, span: Span, y: &Yaml) -> WorkflowStep {
         let mut s = WorkflowStep { span, ..Default::default() };
         let keys = &["target", "target_relationship", "operation_host", "filter", "activities", "on_success", "on_failure"];
-        let mut has_target = false;
         for (key, _, v) in self.fields(y, "a workflow step", keys) {
             match key {
-                "target" => {
-                    if let Some(t) = self.name(v, "target") {
-                        s.target = t;
-                        has_target = true;
-                    }
-                }
+                "target" => s.target = self.name(v, "target").unwrap_or_default(),
                 "target_relationship" => s.target_relationship = self.name(v, "target_relationship"),
                 "operation_host" => s.operation_host = self.name(v, "operation_host"),
                 "filter" => s.filter = v.as_seq().map(|s| s.to_vec()).unwrap_or_default(),
@@ -1037,7 +989,7 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if !has_target {
+        if s.target.value.is_empty() {
             self.diags.report(&codes::MISSING_KEY, span, "workflow step has no `target`");
         }
         s
