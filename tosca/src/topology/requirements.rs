@@ -204,6 +204,18 @@ impl Ctx<'_> {
                     continue;
                 }
             }
+            if let Err(allowed) = self.source_allowed(src, c, &found) {
+                if by_name {
+                    let at = explicit_node.map(|n| n.span).unwrap_or(span);
+                    let (sname, stype) = (self.nodes[src].name.clone(), self.nodes[src].tpl.type_name.value.clone());
+                    self.diags.push(
+                        Diagnostic::new(&codes::REQUIREMENT_UNSATISFIABLE, at, format!("{owner}: capability `{found}` of `{}` accepts relationships only from {}; `{sname}` is a `{stype}`", self.nodes[c].name, allowed.join(", ")))
+                            .help("target a node whose capability accepts this node type (valid_source_types)"),
+                    );
+                    return None;
+                }
+                continue;
+            }
             let occ_max = self.nodes[c].type_id.and_then(|t| self.reg.flat(t).capabilities.get(&found).and_then(|d| d.occurrences)).and_then(|o| o.value.max);
             let n_used = used.get(&(c, found.clone())).copied().unwrap_or(0);
             if occ_max.is_some_and(|m| n_used >= m) {
@@ -289,6 +301,24 @@ impl Ctx<'_> {
                 Diagnostic::new(&codes::REQUIREMENT_UNSATISFIABLE, span, format!("{owner}: relationship `{rname}` cannot target capability `{cap}` of `{}`", self.nodes[target].name))
                     .help(format!("{rname} targets: {}", valid.iter().map(|v| v.value.as_str()).collect::<Vec<_>>().join(", "))),
             );
+        }
+    }
+
+    /// `valid_source_types` of capability `cap` on node `target` (the capability definition's,
+    /// else its capability type's): the source node's type must derive from one of them.
+    fn source_allowed(&self, src: usize, target: usize, cap: &str) -> Result<(), Vec<String>> {
+        let (Some(st), Some(tt)) = (self.nodes[src].type_id, self.nodes[target].type_id) else { return Ok(()) };
+        let Some(cdef) = self.reg.flat(tt).capabilities.get(cap) else { return Ok(()) };
+        let valid = cdef.valid_source_types.clone().or_else(|| {
+            let ct = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value)?;
+            self.reg.flat(ct).valid_source_types.clone()
+        });
+        let Some(valid) = valid.filter(|v| !v.is_empty()) else { return Ok(()) };
+        let ok = valid.iter().any(|v| self.reg.lookup(TypeKind::Node, &v.value).is_some_and(|vt| self.reg.derives_from(st, vt)));
+        if ok {
+            Ok(())
+        } else {
+            Err(valid.iter().map(|v| v.value.clone()).collect())
         }
     }
 
