@@ -40,6 +40,10 @@ struct TemplateArgs {
     /// Cache directory for fetched imports.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Treat required inputs without a value as errors (by default they are warnings: the
+    /// template is valid, a deployment needs them).
+    #[arg(long)]
+    require_inputs: bool,
     /// Largest template file accepted, in bytes (default 16 MiB).
     #[arg(long)]
     max_file_size: Option<usize>,
@@ -175,12 +179,12 @@ fn compile(args: &TemplateArgs, config: &config::Config) -> Result<tosca::Compil
     };
     let mut sources = Sources::new();
     let mut diags = Diagnostics::new();
-    let mut inputs = tosca::Inputs::new();
+    let mut inputs = tosca::Inputs { required: args.require_inputs, ..tosca::Inputs::new() };
     for path in &args.inputs {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read inputs file: {e}", path.display()))?;
         let file = sources.add(path.display().to_string(), text.clone());
         match tosca::yaml::parse(file, &text, &options.limits) {
-            Ok(doc) => inputs.extend(tosca::inputs_from_yaml(&doc, &mut diags)),
+            Ok(doc) => tosca::inputs_from_yaml(&doc, &mut inputs, &mut diags),
             Err(d) => diags.push(d),
         }
     }
@@ -199,7 +203,7 @@ fn compile(args: &TemplateArgs, config: &config::Config) -> Result<tosca::Compil
             }
         };
         let name_span = tosca::Span { file, offset: 0, len: name.len() as u32, line: 1, col: 1 };
-        inputs.push((tosca::syntax::Sp::new(name.trim().to_string(), name_span), y));
+        inputs.push(tosca::syntax::Sp::new(name.trim().to_string(), name_span), y);
     }
     Ok(tosca::compile(&entry, &options, &inputs, diags, sources))
 }

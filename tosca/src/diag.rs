@@ -267,6 +267,7 @@ pub mod codes {
         // E05xx: inputs.
         MISSING_INPUT = "E0501", Error, "required input not given", "give it with --inputs FILE or -i NAME=VALUE, or add a default";
         UNKNOWN_INPUT = "E0502", Error, "value given for an undeclared input", "check the input name against the template's inputs";
+        INPUT_NOT_GIVEN = "W0504", Warning, "required input not given yet", "the template is valid, but deploying it needs a value: give it with --inputs FILE or -i NAME=VALUE (or use --require-inputs to make this an error)";
         BAD_INPUT_ARG = "E0503", Error, "malformed input argument", "write -i NAME=VALUE, with a YAML value";
         // E06xx: functions.
         UNKNOWN_FUNCTION = "W0601", Warning, "unknown function-like key", "a single-key map whose key starts with get_ looks like a function call; check the name";

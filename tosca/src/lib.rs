@@ -52,14 +52,13 @@ pub fn compile_loaded(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagno
     Compiled { sources, topology, diagnostics: diags.into_sorted() }
 }
 
-/// Reads input values from a YAML mapping (an `--inputs` file), located in `file`.
-pub fn inputs_from_yaml(doc: &yaml::Yaml, diags: &mut Diagnostics) -> Inputs {
-    let mut out = Inputs::new();
+/// Adds the input values of a YAML mapping (an `--inputs` file) to `inputs`.
+pub fn inputs_from_yaml(doc: &yaml::Yaml, inputs: &mut Inputs, diags: &mut Diagnostics) {
     match doc.as_map() {
         Some(entries) => {
             for (k, v) in entries {
                 match k.scalar_text() {
-                    Some(name) => out.push((syntax::Sp::new(name, k.span), v.clone())),
+                    Some(name) => inputs.push(syntax::Sp::new(name, k.span), v.clone()),
                     None => diags.report(&diag::codes::BAD_INPUT_ARG, k.span, "input names are strings"),
                 }
             }
@@ -67,5 +66,4 @@ pub fn inputs_from_yaml(doc: &yaml::Yaml, diags: &mut Diagnostics) -> Inputs {
         None if doc.is_null() => {}
         None => diags.report(&diag::codes::BAD_INPUT_ARG, doc.span, format!("an inputs file is a mapping of input names to values, found {}", doc.kind_name())),
     }
-    out
 }

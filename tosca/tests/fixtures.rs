@@ -6,6 +6,7 @@
 //! # expect: E0302 @ 14:18     (code at line:col; `@ 14` for line only)
 //! # expect: E0009 @ _lib/b.yaml:6:5   (in another file, relative to the case)
 //! # inputs: name=value
+//! # case: ... [require-inputs] (required inputs without a value are errors, as for a deployment)
 //! ```
 //! Valid cases must have no errors; invalid ones must produce every expected diagnostic, and no
 //! error whose code is not expected.
@@ -13,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use tosca::loader::{Entry, LoadOptions};
 
+/// `[require-inputs]` on the case line: required inputs without values are errors (as for a deployment).
+const REQUIRE_INPUTS: &str = "<require-inputs>";
 const INDIGO_URL: &str = "https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml";
 
 fn root() -> PathBuf {
@@ -58,6 +61,8 @@ fn header(text: &str) -> (Vec<Expect>, Vec<String>) {
             let line = pos.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
             let col = pos.next().and_then(|c| c.trim().parse().ok());
             expects.push(Expect { code: code.trim().to_string(), file, line, col });
+        } else if line.starts_with("# case:") && line.contains("[require-inputs]") {
+            inputs.push(REQUIRE_INPUTS.to_string());
         } else if let Some(rest) = line.strip_prefix("# inputs:") {
             inputs.push(rest.trim().to_string());
         }
@@ -77,10 +82,14 @@ fn run_case(path: &Path) -> Result<(), String> {
     let mut sources = tosca::Sources::new();
     let mut inputs = tosca::Inputs::new();
     for arg in &input_args {
+        if arg == REQUIRE_INPUTS {
+            inputs.required = true;
+            continue;
+        }
         let (k, v) = arg.split_once('=').ok_or(format!("bad inputs header {arg}"))?;
         let f = sources.add("<input>", v.to_string());
         let y = tosca::yaml::parse(f, v, &Default::default()).map_err(|d| d.message)?;
-        inputs.push((tosca::syntax::Sp::new(k.to_string(), tosca::Span::NONE), y));
+        inputs.push(tosca::syntax::Sp::new(k.to_string(), tosca::Span::NONE), y);
     }
     let c = tosca::compile(&Entry::Path(path.to_path_buf()), &options, &inputs, tosca::Diagnostics::new(), sources);
     let file_id = |p: &Path| {

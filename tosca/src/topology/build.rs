@@ -11,7 +11,24 @@ use crate::yaml::Yaml;
 use indexmap::IndexMap;
 
 /// Input values given by the user (`--inputs FILE`, `-i k=v`), with where they were given.
-pub type Inputs = Vec<(Sp<String>, Yaml)>;
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// In the order given; a later value for the same name wins.
+    pub values: Vec<(Sp<String>, Yaml)>,
+    /// Whether a required input without a value is an error (E0501: a deployment needs it) or a
+    /// warning (W0504: validating a template before its inputs are known, like `terraform validate`).
+    pub required: bool,
+}
+
+impl Inputs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, name: Sp<String>, value: Yaml) {
+        self.values.push((name, value));
+    }
+}
 
 impl DataTypes for Registry {
     fn data_type(&self, name: &str) -> Option<DataTypeInfo<'_>> {
@@ -248,7 +265,7 @@ impl Ctx<'_> {
         for (name, (span, def)) in defs {
             check_definition(&self.reg, def, *span, self.diags);
             let default = def.default.as_ref().map(|d| self.quiet_check(d, def));
-            let given_yaml = given.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| y.clone());
+            let given_yaml = given.values.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| y.clone());
             if let Some(y) = given_yaml.clone().or(def.default.clone()) {
                 self.input_yaml.insert(name.clone(), y);
             }
@@ -256,8 +273,9 @@ impl Ctx<'_> {
             let required = def.required.map(|r| r.value).unwrap_or(true);
             let chosen = supplied.or(default.clone());
             if chosen.is_none() && required {
+                let code = if given.required { &codes::MISSING_INPUT } else { &codes::INPUT_NOT_GIVEN };
                 self.diags.push(
-                    Diagnostic::new(&codes::MISSING_INPUT, *span, format!("input `{name}` is required and has no value"))
+                    Diagnostic::new(code, *span, format!("input `{name}` is required and has no value"))
                         .help(format!("give it with -i {name}=VALUE or --inputs FILE, or add a default")),
                 );
             }
@@ -279,7 +297,7 @@ impl Ctx<'_> {
             );
             self.inputs.insert(name.clone(), (def.clone(), pv));
         }
-        for (k, y) in given {
+        for (k, y) in &given.values {
             if !defs.contains_key(&k.value) {
                 let names: Vec<&str> = defs.keys().map(String::as_str).collect();
                 let help = match crate::syntax::parse::suggest(&k.value, names.iter().copied()) {
