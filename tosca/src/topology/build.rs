@@ -5,7 +5,7 @@ use super::values::PV;
 use crate::diag::{codes, Diagnostic, Diagnostics};
 use crate::source::{Sources, Span};
 use crate::syntax::{self, parse::parse_file, PropertyDef, ServiceTemplate, Sp, ToscaVersion, TypeKind};
-use crate::types::{normative_source, Origin, Registry, TypeId};
+use crate::types::{non_normative_source, normative_source, Origin, Registry, TypeId};
 use crate::value::{self, DataTypeInfo, DataTypes, TypeSpec};
 use crate::yaml::Yaml;
 use indexmap::IndexMap;
@@ -86,17 +86,18 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     }
 
     let mut reg = Registry::new();
-    let (norm_name, norm_text) = normative_source(version);
-    let norm_file = sources.add(norm_name, norm_text);
-    match crate::yaml::parse(norm_file, norm_text, &Default::default()) {
-        Ok(y) => {
-            let mut ignored = Diagnostics::new();
-            let st = parse_file(norm_file, &y, &mut ignored);
-            for (kind, name, span, def) in st.types {
-                reg.add(kind, name, def, Origin { file: norm_file, span, normative: true }, diags);
+    for (norm_name, norm_text) in [normative_source(version), non_normative_source()] {
+        let norm_file = sources.add(norm_name, norm_text);
+        match crate::yaml::parse(norm_file, norm_text, &Default::default()) {
+            Ok(y) => {
+                let mut ignored = Diagnostics::new();
+                let st = parse_file(norm_file, &y, &mut ignored);
+                for (kind, name, span, def) in st.types {
+                    reg.add(kind, name, def, Origin { file: norm_file, span, normative: true }, diags);
+                }
             }
+            Err(d) => diags.push(d),
         }
-        Err(d) => diags.push(d),
     }
     for t in &templates {
         for (kind, name, span, def) in &t.types {

@@ -67,6 +67,10 @@ fn flatten_one(reg: &Registry, id: TypeId, out: &mut Vec<Option<FlatType>>, diag
     };
     let def = &entry.def;
     let kind = entry.kind;
+    // Built-in types are the specification's own; its known inconsistencies (the non-normative
+    // Docker host capability is a sibling of 1.2+'s Compute) are not the template's to fix.
+    let mut builtin_scratch = Diagnostics::new();
+    let diags = if entry.normative { &mut builtin_scratch } else { diags };
     if kind == TypeKind::Data {
         if flat.primitive.is_none() {
             flat.primitive = def.derived_from.as_ref().and_then(|d| Primitive::parse(&d.value));
@@ -163,7 +167,7 @@ pub(super) fn capability_properties(reg: &Registry, id: TypeId, diags: &mut Diag
     for (cname, cdef) in &reg.flat(id).capabilities {
         let mut props = reg.lookup(TypeKind::Capability, &cdef.type_name.value).map(|c| reg.flat(c).properties.clone()).unwrap_or_default();
         // Only the type's own definitions report problems; inherited ones were checked on the parent.
-        let own = reg.get(id).def.capabilities.contains_key(cname);
+        let own = !reg.get(id).normative && reg.get(id).def.capabilities.contains_key(cname);
         let mut scratch = Diagnostics::new();
         merge_props(reg, &mut props, &cdef.properties, "property", false, if own { &mut *diags } else { &mut scratch });
         out.insert(cname.clone(), std::rc::Rc::new(props));

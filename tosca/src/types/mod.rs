@@ -8,7 +8,7 @@ mod flatten;
 mod normative;
 
 pub use flatten::FlatType;
-pub use normative::normative_source;
+pub use normative::{non_normative_source, normative_source};
 
 use crate::diag::{codes, Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
@@ -99,8 +99,19 @@ impl Registry {
         let id = TypeId(self.entries.len() as u32);
         if normative {
             if let Some(short) = name.strip_prefix(normative_segment(kind)) {
-                self.aliases.entry(short.to_string()).or_default()[kind as usize] = Some(id);
-                self.aliases.entry(format!("tosca:{short}")).or_default()[kind as usize] = Some(id);
+                // `tosca.nodes.Storage.ObjectStorage` is `Storage.ObjectStorage` and, as the
+                // specification's shorthand, `ObjectStorage`. The full short name always wins;
+                // a shorter suffix only fills a name nobody else has (`Compute` stays
+                // tosca.nodes.Compute, not tosca.nodes.Abstract.Compute).
+                let k = kind as usize;
+                self.aliases.entry(short.to_string()).or_default()[k] = Some(id);
+                self.aliases.entry(format!("tosca:{short}")).or_default()[k] = Some(id);
+                let mut rest = short;
+                while let Some((_, tail)) = rest.split_once('.') {
+                    rest = tail;
+                    self.aliases.entry(rest.to_string()).or_default()[k].get_or_insert(id);
+                    self.aliases.entry(format!("tosca:{rest}")).or_default()[k].get_or_insert(id);
+                }
             }
         }
         self.by_name.entry(name.clone()).or_default()[kind as usize] = Some(id);

@@ -12,3 +12,9 @@ pub fn normative_source(version: ToscaVersion) -> (&'static str, &'static str) {
         ToscaVersion::V1_3 => ("<builtin>/tosca_simple_yaml_1_3.yaml", include_str!("../../types/tosca_simple_yaml_1_3.yaml")),
     }
 }
+
+/// Non-normative types of the specification that real templates use (Docker container types),
+/// loaded after the normative ones for every version.
+pub fn non_normative_source() -> (&'static str, &'static str) {
+    ("<builtin>/non_normative.yaml", include_str!("../../types/non_normative.yaml"))
+}
