@@ -408,6 +408,18 @@ impl Parser<'_> {
                 _ => {}
             }
         }
+        // `default:` with nothing (or null) after it, as real type files write, means no default, unless
+        // the type really is `null`.
+        if let Some(def) = d.default.as_ref().filter(|y| y.is_null()) {
+            if d.type_name.as_ref().is_none_or(|t| t.value != "null") {
+                let span = def.span;
+                d.default = None;
+                self.diags.push(
+                    Diagnostic::new(&codes::LENIENT_VALUE, span, "empty `default:` is read as no default")
+                        .help("remove the `default:` key, or give it a value"),
+                );
+            }
+        }
         d
     }
 

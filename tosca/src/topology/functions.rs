@@ -710,7 +710,11 @@ fn scaling_of(ev: &mut Eval<'_, '_>, i: usize, caps: &IndexMap<String, Capabilit
     let min = get("min_instances");
     let max = get("max_instances");
     let default = default.or(min).unwrap_or(1);
-    let bad = min.is_some_and(|m| m > default) || max.is_some_and(|m| m < default) || matches!((min, max), (Some(a), Some(b)) if a > b);
+    // Bounds are checked as the template states them: type defaults (min = max = 1 in the
+    // normative and INDIGO Scalable) would reject every `count: 3` or elastic `count: 0`.
+    let stated = |k: &str| if given(k) { get(k) } else { None };
+    let (smin, smax) = (stated("min_instances"), stated("max_instances"));
+    let bad = smin.is_some_and(|m| m > default) || smax.is_some_and(|m| m < default) || matches!((smin, smax), (Some(a), Some(b)) if a > b);
     if bad {
         let span = ev.ctx.nodes[i].tpl.capabilities.get(name).map(|(s, _)| *s).unwrap_or(ev.ctx.nodes[i].span);
         ev.ctx.diags.push(
