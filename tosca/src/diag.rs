@@ -263,6 +263,7 @@ pub mod codes {
         BAD_NODE_FILTER = "E0413", Error, "invalid node_filter", "node_filter has properties and capabilities with constraint lists";
         BAD_SCALING = "E0415", Error, "invalid scaling values", "need min_instances <= default_instances (count) <= max_instances";
         UNKNOWN_ARTIFACT = "E0416", Error, "unknown artifact", "check the artifact name on the node template or its type";
+        RELATIONSHIP_CANNOT_TARGET = "W0419", Warning, "requirement definition's relationship cannot target its capability", "the type's relationship and capability disagree (valid_target_types); templates using it still resolve";
         EMPTY_TOPOLOGY = "W0418", Warning, "service template has no node templates", "nothing will be deployed";
         // E05xx: inputs.
         MISSING_INPUT = "E0501", Error, "required input not given", "give it with --inputs FILE or -i NAME=VALUE, or add a default";

@@ -516,9 +516,23 @@ fn check_type_definitions(reg: &Registry, diags: &mut Diagnostics) {
                 }
             }
         }
-        for (_, r) in &d.requirements {
+        for (rname, r) in &d.requirements {
             if let Some(c) = &r.capability {
                 check_ref(TypeKind::Capability, c, diags);
+            }
+            let rel = r.relationship.as_ref().and_then(|x| reg.lookup(TypeKind::Relationship, &x.value));
+            let cap = r.capability.as_ref().and_then(|x| reg.lookup(TypeKind::Capability, &x.value));
+            if let (Some(rt), Some(ct)) = (rel, cap) {
+                if let Some(valid) = &reg.flat(rt).valid_target_types {
+                    let ok = valid.is_empty() || valid.iter().any(|v| reg.lookup(TypeKind::Capability, &v.value).is_some_and(|vt| reg.derives_from(ct, vt) || reg.derives_from(vt, ct)));
+                    if !ok {
+                        let rel_name = &reg.get(rt).name;
+                        diags.push(
+                            Diagnostic::new(&codes::RELATIONSHIP_CANNOT_TARGET, rname.span, format!("requirement `{}` of `{}` uses `{rel_name}`, which cannot target `{}`", rname.value, e.name, reg.get(ct).name))
+                                .help(format!("{rel_name} targets: {}; pick a relationship type that targets this capability", valid.iter().map(|v| v.value.as_str()).collect::<Vec<_>>().join(", "))),
+                        );
+                    }
+                }
             }
             if let Some(n) = &r.node {
                 check_ref(TypeKind::Node, n, diags);

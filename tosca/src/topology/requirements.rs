@@ -235,7 +235,9 @@ impl Ctx<'_> {
         match best {
             Some((target, cap)) => {
                 *used.entry((target, cap.clone())).or_insert(0) += 1;
-                if let Some(rt) = rel_type_checked {
+                // Only a relationship the template chose is checked here; one that comes from
+                // the requirement definition is the type's, checked once with the type.
+                if let (Some(rt), true) = (rel_type_checked, a.is_some_and(|a| a.relationship.is_some())) {
                     self.check_valid_target(rt, target, &cap, span, owner);
                 }
                 Some(Resolved {
