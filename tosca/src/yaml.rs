@@ -163,6 +163,29 @@ impl Default for Limits {
 /// on every value made parsing five times slower on large templates. Typing follows the YAML
 /// 1.2 core schema; limits bound depth, aliases and what aliases expand to.
 pub fn parse(file: FileId, text: &str, limits: &Limits) -> Result<Yaml, Diagnostic> {
+    let mut diags = crate::Diagnostics::new();
+    match parse_all(file, text, limits, &mut diags) {
+        Some(y) if !diags.has_errors() => Ok(y),
+        _ => Err(diags.into_sorted().into_iter().find(Diagnostic::is_error).unwrap_or_else(|| {
+            Diagnostic::new(&codes::YAML_SYNTAX, Span::file_start(file), "the document could not be read")
+        })),
+    }
+}
+
+/// Like [`parse`], but keeps going past problems it can recover from (duplicate keys: the first
+/// value is kept), so that one slip does not hide the rest of the file's diagnostics. `None`
+/// when the file cannot be read as YAML at all.
+pub fn parse_all(file: FileId, text: &str, limits: &Limits, diags: &mut crate::Diagnostics) -> Option<Yaml> {
+    match parse_document(file, text, limits, diags) {
+        Ok(y) => Some(y),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+fn parse_document(file: FileId, text: &str, limits: &Limits, diags: &mut crate::Diagnostics) -> Result<Yaml, Diagnostic> {
     if text.len() > limits.max_file_size {
         return Err(Diagnostic::new(
             &codes::FILE_TOO_LARGE,
@@ -180,7 +203,7 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Result<Yaml, Diagnost
         )
         .help(codes::NOT_TEXT.help));
     }
-    Builder { file, text, limits, anchors: HashMap::new(), aliases: 0, alias_nodes: 0 }.document()
+    Builder { file, text, limits, anchors: HashMap::new(), aliases: 0, alias_nodes: 0, diags }.document()
 }
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span as PSpan, Tag};
@@ -200,6 +223,8 @@ struct Builder<'a> {
     anchors: HashMap<usize, (Yaml, usize)>,
     aliases: usize,
     alias_nodes: usize,
+    /// Recoverable problems (duplicate keys).
+    diags: &'a mut crate::Diagnostics,
 }
 
 fn count_nodes(y: &Yaml) -> usize {
@@ -301,9 +326,10 @@ impl Builder<'_> {
                     let (y, anchor) = match frame {
                         Frame::Seq { span, anchor, items } => (Yaml::new(YamlValue::Seq(items), span), anchor),
                         Frame::Map { span, anchor, mut entries, merges, .. } => {
-                            if let Some(dup) = find_duplicate(&entries) {
+                            for dup in remove_duplicates(&mut entries) {
                                 let name = dup.scalar_text().unwrap_or_default();
-                                return Err(self.error(&codes::DUPLICATE_KEY, dup.span, format!("duplicate mapping key `{name}`")));
+                                let d = self.error(&codes::DUPLICATE_KEY, dup.span, format!("duplicate mapping key `{name}`; its first value is used"));
+                                self.diags.push(d);
                             }
                             self.merge(&mut entries, merges)?;
                             (Yaml::new(YamlValue::Map(entries), span), anchor)
@@ -445,20 +471,21 @@ impl<'a> KeyRef<'a> {
     }
 }
 
-/// The first key that repeats an earlier one. Small mappings compare pairwise (no allocation);
-/// large ones (e.g. 100k node templates) use a set.
-fn find_duplicate(entries: &[(Yaml, Yaml)]) -> Option<&Yaml> {
-    if entries.len() <= 16 {
-        for (i, (k, _)) in entries.iter().enumerate() {
-            let Some(id) = KeyRef::of(k) else { continue };
-            if entries[..i].iter().any(|(p, _)| KeyRef::of(p).as_ref() == Some(&id)) {
-                return Some(k);
-            }
-        }
-        return None;
-    }
-    let mut seen = HashSet::with_capacity(entries.len());
-    entries.iter().map(|(k, _)| k).find(|k| KeyRef::of(k).is_some_and(|id| !seen.insert(id)))
+/// Removes entries whose key repeats an earlier one and returns those keys. Small mappings
+/// compare pairwise (no allocation); large ones (e.g. 100k node templates) use a set.
+fn remove_duplicates(entries: &mut Vec<(Yaml, Yaml)>) -> Vec<Yaml> {
+    let dup_at: Vec<usize> = if entries.len() <= 16 {
+        (0..entries.len())
+            .filter(|&i| KeyRef::of(&entries[i].0).is_some_and(|id| entries[..i].iter().any(|(p, _)| KeyRef::of(p).as_ref() == Some(&id))))
+            .collect()
+    } else {
+        let mut seen = HashSet::with_capacity(entries.len());
+        (0..entries.len()).filter(|&i| KeyRef::of(&entries[i].0).is_some_and(|id| !seen.insert(id))).collect()
+    };
+    // Remove from the back so earlier indexes stay valid, then report in document order.
+    let mut removed: Vec<Yaml> = dup_at.into_iter().rev().map(|i| entries.remove(i).0).collect();
+    removed.reverse();
+    removed
 }
 
 /// The YAML 1.2 core schema for plain scalars: null, booleans, integers (decimal, 0o, 0x) and
@@ -616,6 +643,17 @@ mod tests {
         assert_eq!((e.code, e.span.line), ("E0006", 101));
         // 1 and "1" are different keys.
         assert!(p("1: a\n'1': b\n").is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_recoverable_and_the_first_value_wins() {
+        let mut d = crate::Diagnostics::new();
+        let y = parse_all(FileId(0), "a: 1\nb: 2\na: 3\nb: 4\nc: 5\n", &Limits::default(), &mut d).unwrap();
+        let lines: Vec<_> = d.iter().map(|x| (x.code, x.span.line)).collect();
+        assert_eq!(lines, vec![("E0006", 3), ("E0006", 4)]);
+        assert_eq!(y.get("a").unwrap().as_i64(), Some(1));
+        assert_eq!(y.get("b").unwrap().as_i64(), Some(2));
+        assert_eq!(y.as_map().unwrap().len(), 3);
     }
 
     #[test]

@@ -366,13 +366,7 @@ impl Loader<'_> {
         };
         let id = self.out.sources.add(name, text);
         let text = self.out.sources.get(id)?.text.clone();
-        match yaml::parse(id, &text, &self.opts.limits) {
-            Ok(doc) => Some((id, doc)),
-            Err(d) => {
-                self.diags.push(d);
-                None
-            }
-        }
+        yaml::parse_all(id, &text, &self.opts.limits, self.diags).map(|doc| (id, doc))
     }
 
     // ---- entry points ----
