@@ -30,7 +30,7 @@ struct Eval<'c, 'd> {
 }
 
 impl Eval<'_, '_> {
-    fn entity(&mut self, e: &Sp<String>, site: Site, for_host_attr: bool) -> Option<usize> {
+    fn entity(&mut self, e: &Sp<String>, site: Site) -> Option<usize> {
         match e.value.as_str() {
             "SELF" => match site.node.or(site.source) {
                 Some(n) => Some(n),
@@ -50,9 +50,14 @@ impl Eval<'_, '_> {
                 r
             }
             "HOST" => {
-                let me = site.node.or(site.source)?;
+                let Some(me) = site.node.or(site.source) else {
+                    self.ctx.diags.push(
+                        Diagnostic::new(&codes::FUNCTION_CONTEXT, e.span, "HOST is not valid here: there is no node template in scope (e.g. in outputs)")
+                            .help("name the node template instead of HOST"),
+                    );
+                    return None;
+                };
                 let h = self.hosts[me];
-                let _ = for_host_attr;
                 if h.is_none() && !self.host_dangling[me] {
                     self.ctx.diags.push(
                         Diagnostic::new(&codes::FUNCTION_CONTEXT, e.span, format!("HOST: node `{}` is not hosted on anything", self.ctx.nodes[me].name))
@@ -102,6 +107,9 @@ impl Eval<'_, '_> {
             };
         }
         if in_attrs {
+            if let Some(def) = flat.attributes.get(&first.value).cloned() {
+                self.check_nested_path(&def, &path[1..], report)?;
+            }
             return Ok(None);
         }
         if let Some(cap) = flat.capabilities.get(&first.value) {
@@ -252,6 +260,7 @@ impl Eval<'_, '_> {
         }
         match c {
             Expr::GetInput { name, path } => match self.ctx.inputs.get(&name.value).cloned() {
+                Some((def, _)) if !path.is_empty() && self.check_nested_path(&def, path, report).is_err() => None,
                 // Secrets are not copied into the topology: the call stays, resolved at apply.
                 Some((def, Some(_))) if is_sensitive(&self.ctx.reg, &def) => None,
                 Some((_, Some(pv))) => self.eval_pv(&pv, site, depth + 1).and_then(|v| index(&v, path)),
@@ -269,11 +278,11 @@ impl Eval<'_, '_> {
                 }
             },
             Expr::GetProperty { entity, path } => {
-                let n = self.entity(entity, site, false)?;
+                let n = self.entity(entity, site)?;
                 self.lookup(n, path, false, depth, report).ok().flatten()
             }
             Expr::GetAttribute { entity, path } => {
-                let mut n = self.entity(entity, site, true);
+                let mut n = self.entity(entity, site);
                 if entity.value == "HOST" {
                     // HOST: the first node up the HostedOn chain that has the attribute.
                     let mut cur = n;
@@ -291,7 +300,7 @@ impl Eval<'_, '_> {
                 None
             }
             Expr::GetOperationOutput { entity, interface, operation, .. } => {
-                let n = self.entity(entity, site, false)?;
+                let n = self.entity(entity, site)?;
                 if report {
                     if !self.ctx.has_interface(n, &interface.value) {
                         self.ctx.diags.report(&codes::FUNCTION_PATH, interface.span, format!("node `{}` has no interface `{}`", self.ctx.nodes[n].name, interface.value));
@@ -345,7 +354,7 @@ impl Eval<'_, '_> {
                 }
             }
             Expr::GetArtifact { entity, artifact, .. } => {
-                let n = self.entity(entity, site, false)?;
+                let n = self.entity(entity, site)?;
                 let has = self.ctx.nodes[n].tpl.artifacts.contains_key(&artifact.value) || self.ctx.nodes[n].type_id.is_some_and(|t| self.ctx.reg.flat(t).artifacts.contains_key(&artifact.value));
                 if !has && report {
                     self.ctx.diags.report(&codes::UNKNOWN_ARTIFACT, artifact.span, format!("node `{}` has no artifact `{}`", self.ctx.nodes[n].name, artifact.value));
