@@ -430,9 +430,20 @@ impl Ctx<'_> {
         })
     }
 
-    /// Requirement cycles (excluding the HostedOn-free `dependency` of Root on itself).
+    /// Cycles along ordering relationships (see [`Self::orders`]).
+    /// Relationships that order deployment: DependsOn (and ConnectsTo), HostedOn, AttachesTo.
+    /// Others (a custom peer relationship derived from Root) connect nodes without ordering
+    /// them, so a cycle through them is legal TOSCA.
+    fn orders(&self, rt: Option<TypeId>) -> bool {
+        let Some(rt) = rt else { return true };
+        ["tosca.relationships.DependsOn", "tosca.relationships.HostedOn", "tosca.relationships.AttachesTo"]
+            .iter()
+            .any(|o| self.reg.lookup(TypeKind::Relationship, o).is_some_and(|o| self.reg.derives_from(rt, o)))
+    }
+
     pub(super) fn check_cycles(&mut self, reqs: &[Vec<Resolved>]) {
         let n = self.nodes.len();
+        let ordering: Vec<Vec<bool>> = reqs.iter().map(|rs| rs.iter().map(|r| self.orders(r.relationship_type)).collect()).collect();
         // 0 = unvisited, 1 = on stack, 2 = done. Iterative DFS: deep chains must not overflow.
         let mut state = vec![0u8; n];
         let mut reported = false;
@@ -447,8 +458,9 @@ impl Ctx<'_> {
                 let edges = &reqs[node];
                 if *next < edges.len() {
                     let r = &edges[*next];
+                    let orders = ordering[node][*next];
                     *next += 1;
-                    let Some(t) = r.target else { continue };
+                    let Some(t) = r.target.filter(|_| orders) else { continue };
                     match state[t] {
                         0 => {
                             state[t] = 1;
