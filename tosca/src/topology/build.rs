@@ -62,6 +62,9 @@ pub(super) struct Ctx<'a> {
     /// The YAML each input's value came from (given or default), to check it again where a
     /// `get_input` feeds it to a property with its own type and constraints.
     pub input_yaml: IndexMap<String, Yaml>,
+    /// (node template, requirement) pairs that substitution_mappings export: the enclosing
+    /// topology fulfils them, so they are not dangling here.
+    pub exported_requirements: std::collections::HashSet<(String, String)>,
     pub nodes: Vec<NodeCtx>,
     pub node_index: IndexMap<String, usize>,
     pub rel_templates: syntax::Named<syntax::RelationshipTemplate>,
@@ -129,7 +132,8 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     if tt.node_templates.is_empty() {
         diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
     }
-    let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), input_yaml: IndexMap::new(), nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
+    let exported_requirements = tt.substitution_mappings.iter().flat_map(|s| s.requirements.iter()).filter_map(|(_, t)| Some((t.first()?.value.clone(), t.get(1)?.value.clone()))).collect();
+    let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
     ctx.build_inputs(&tt.inputs, given, &mut topo);
     let node_templates = std::mem::take(&mut tt.node_templates);
     let copies = ctx.resolve_copies(&node_templates);

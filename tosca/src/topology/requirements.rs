@@ -271,10 +271,12 @@ impl Ctx<'_> {
                 // can be fulfilled by the orchestrator; a requirement that names an explicit node
                 // type with a filter but finds nothing is still left to it (select directive).
                 cap_type?;
-                self.diags.push(
-                    Diagnostic::new(&codes::REQUIREMENT_DANGLING, span, format!("{owner}: requirement `{}` ({cap_type_name}) is not satisfied by any node template", name.value))
-                        .help(codes::REQUIREMENT_DANGLING.help),
-                );
+                if !self.exported_requirements.contains(&(self.nodes[src].name.clone(), name.value.clone())) {
+                    self.diags.push(
+                        Diagnostic::new(&codes::REQUIREMENT_DANGLING, span, format!("{owner}: requirement `{}` ({cap_type_name}) is not satisfied by any node template", name.value))
+                            .help(codes::REQUIREMENT_DANGLING.help),
+                    );
+                }
                 Some(Resolved {
                     name: name.value.clone(),
                     target: None,

@@ -1,0 +1,102 @@
+//! Behaviours that the fixture format cannot state (the absence of a warning, values in the
+//! topology), checked through the library API.
+
+use tosca::loader::{Entry, LoadOptions};
+use tosca::{Diagnostics, Inputs, Sources};
+
+fn compile(text: &str) -> tosca::Compiled {
+    let options = LoadOptions { allow_fetch: false, ..LoadOptions::default() };
+    tosca::compile(&Entry::Text { name: "t.yaml".into(), text: text.into() }, &options, &Inputs::new(), Diagnostics::new(), Sources::new())
+}
+
+fn codes(c: &tosca::Compiled) -> Vec<&'static str> {
+    c.diagnostics.iter().map(|d| d.code).collect()
+}
+
+#[test]
+fn requirements_exported_by_substitution_are_not_dangling() {
+    let text = "tosca_definitions_version: tosca_simple_yaml_1_3
+node_types:
+  example.nodes.Service:
+    derived_from: tosca.nodes.Root
+    requirements:
+      - database:
+          capability: tosca.capabilities.Endpoint.Database
+          relationship: tosca.relationships.ConnectsTo
+topology_template:
+  substitution_mappings:
+    node_type: example.nodes.Service
+    requirements:
+      database: [ app, database ]
+  node_templates:
+    app:
+      type: example.nodes.Service
+";
+    assert!(compile(text).diagnostics.is_empty(), "{:?}", codes(&compile(text)));
+    // Without the export, the same requirement is left to the orchestrator, with a warning.
+    let unexported = text.replace("  substitution_mappings:\n    node_type: example.nodes.Service\n    requirements:\n      database: [ app, database ]\n", "");
+    assert_eq!(codes(&compile(&unexported)), vec!["W0403"]);
+}
+
+#[test]
+fn constant_functions_are_evaluated_and_attributes_stay_expressions() {
+    let c = compile(
+        "tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  inputs:
+    port: { type: integer, default: 8080 }
+  node_templates:
+    server:
+      type: tosca.nodes.Compute
+    web:
+      type: tosca.nodes.WebServer
+      requirements: [ { host: server } ]
+  outputs:
+    port_text: { value: { concat: [ 'port ', { get_input: port } ] } }
+    joined: { value: { join: [ [ a, b, c ], '-' ] } }
+    second: { value: { token: [ 'x:y:z', ':', 1 ] } }
+    computes: { value: { get_nodes_of_type: tosca.nodes.Compute } }
+    ip: { value: { get_attribute: [ server, private_address ] } }
+",
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let o = &c.topology.outputs;
+    assert_eq!(o["port_text"].value, "port 8080");
+    assert_eq!(o["joined"].value, "a-b-c");
+    assert_eq!(o["second"].value, "y");
+    assert_eq!(o["computes"].value, serde_json::json!(["server"]));
+    assert_eq!(o["ip"].value, serde_json::json!({"$expr": {"get_attribute": ["server", "private_address"]}}));
+    assert_eq!(c.topology.nodes["web"].host.as_deref(), Some("server"));
+}
+
+#[test]
+fn requirement_matching_picks_a_capability_with_room() {
+    // The first database accepts one connection; the second requirement goes to the other one.
+    let c = compile(
+        "tosca_definitions_version: tosca_simple_yaml_1_3
+node_types:
+  example.nodes.DB:
+    derived_from: tosca.nodes.Root
+    capabilities:
+      conn:
+        type: tosca.capabilities.Endpoint.Database
+        occurrences: [ 0, 1 ]
+  example.nodes.App:
+    derived_from: tosca.nodes.Root
+    requirements:
+      - db:
+          capability: tosca.capabilities.Endpoint.Database
+          relationship: tosca.relationships.ConnectsTo
+topology_template:
+  node_templates:
+    db1: { type: example.nodes.DB }
+    db2: { type: example.nodes.DB }
+    app1: { type: example.nodes.App }
+    app2: { type: example.nodes.App }
+",
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let target = |n: &str| c.topology.nodes[n].requirements[0].node.clone();
+    assert_eq!(target("app1").as_deref(), Some("db1"));
+    assert_eq!(target("app2").as_deref(), Some("db2"));
+}
