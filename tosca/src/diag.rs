@@ -212,7 +212,7 @@ pub mod codes {
         NAMESPACE_CLASH = "E0016", Error, "imported definition clashes with an existing one", "rename one of them or import with a namespace_prefix";
         // E01xx: the grammar of service templates.
         WRONG_KIND = "E0101", Error, "value has the wrong YAML kind", "see the TOSCA grammar for the expected form";
-        UNKNOWN_KEY = "W0102", Warning, "unknown key", "remove the key or check its spelling; it is ignored";
+        UNKNOWN_KEY = "E0102", Error, "unknown key", "remove the key or check its spelling (the TOSCA grammar is closed; use metadata for your own data)";
         MISSING_KEY = "E0103", Error, "required key missing", "add the key";
         UNSUPPORTED_VERSION = "E0104", Error, "unsupported tosca_definitions_version", "use one of tosca_simple_yaml_1_0, 1_1, 1_2, 1_3";
         MISSING_VERSION = "E0105", Error, "tosca_definitions_version missing", "start the file with `tosca_definitions_version: tosca_simple_yaml_1_3` (or the version it is written for)";

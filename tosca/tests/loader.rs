@@ -94,7 +94,7 @@ fn long_form_with_namespace_and_unknown_key() {
     );
     write(d, "a.yaml", V13);
     let (l, diags) = load_path(&main, &offline(d));
-    assert_eq!(diag_summary(&l, &diags, d), s(&[("W0102", "main.yaml", 6)]));
+    assert_eq!(diag_summary(&l, &diags, d), s(&[("E0102", "main.yaml", 6)]));
     assert_eq!(doc_names(&l, d), ["main.yaml", "a.yaml"]);
     let e = &l.edges[0];
     assert_eq!((e.namespace_prefix.as_deref(), e.namespace_uri.as_deref()), (Some("acme"), Some("http://acme.org/ns")));

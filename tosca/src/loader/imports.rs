@@ -283,7 +283,7 @@ mod tests {
         let (v, d) = decls("imports:\n  - 42\n  - {file: a.yaml, colour: red}\n  - {repository: r}\n  - {file: b.yaml, repository: nope}\n  - {a: x, b: y}\n  - ''\n");
         assert_eq!(v.len(), 1);
         let codes: Vec<(&str, u32)> = d.iter().map(|d| (d.code, d.span.line)).collect();
-        assert_eq!(codes, [("E0014", 2), ("W0102", 3), ("E0014", 4), ("E0015", 5), ("E0014", 6), ("E0014", 7)]);
+        assert_eq!(codes, [("E0014", 2), ("E0102", 3), ("E0014", 4), ("E0015", 5), ("E0014", 6), ("E0014", 7)]);
         let (_, d) = decls("imports: a.yaml\n");
         assert_eq!(d.iter().next().map(|d| d.code), Some("E0014"));
     }

@@ -94,7 +94,7 @@ impl Parser<'_> {
             } else {
                 let mut d = Diagnostic::new(&codes::UNKNOWN_KEY, k.span, format!("unknown key `{}` in {what}", key.value));
                 d.help = Some(match suggest(&key.value, known.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`? unknown keys are ignored"),
+                    Some(s) => format!("did you mean `{s}`?"),
                     None => format!("{what} accepts: {}", known.join(", ")),
                 });
                 self.diags.push(d);
@@ -340,7 +340,7 @@ impl Parser<'_> {
                 }
                 let mut d = Diagnostic::new(&codes::UNKNOWN_KEY, k.span, format!("unknown key `{key}` in {what}"));
                 d.help = Some(match suggest(key, known.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`? unknown keys are ignored"),
+                    Some(s) => format!("did you mean `{s}`?"),
                     None => format!("a {} accepts: {}", kind.noun(), known.join(", ")),
                 });
                 self.diags.push(d);
