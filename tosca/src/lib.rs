@@ -48,8 +48,39 @@ pub fn compile_loaded(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagno
     let mut sources = loaded.sources;
     let docs: Vec<(FileId, yaml::Yaml)> = loaded.docs.into_iter().map(|d| (d.file, d.doc)).collect();
     let edges: Vec<(FileId, FileId, Option<String>)> = loaded.edges.iter().map(|e| (e.from, e.to, e.namespace_prefix.clone())).collect();
+    let root = docs.first().map(|(f, _)| *f);
     let topology = if docs.is_empty() { Topology::default() } else { topology::build(&mut sources, docs, &edges, inputs, &mut diags) };
-    Compiled { sources, topology, diagnostics: diags.into_sorted() }
+    Compiled { sources, topology, diagnostics: collapse_imported_warnings(diags.into_sorted(), root) }
+}
+
+/// Warnings inside imported files (type libraries the user may not own) are summarized: the
+/// first of each code per file stays, with a count of the others, so a template that imports a
+/// lenient library (INDIGO's writes `required: no` 140 times) is not buried in them. Errors and
+/// everything in the template itself are kept as they are.
+fn collapse_imported_warnings(diags: Vec<Diagnostic>, root: Option<FileId>) -> Vec<Diagnostic> {
+    use std::collections::HashMap;
+    let mut counts: HashMap<(FileId, &'static str), usize> = HashMap::new();
+    for d in diags.iter().filter(|d| !d.is_error() && Some(d.span.file) != root) {
+        *counts.entry((d.span.file, d.code)).or_default() += 1;
+    }
+    let mut seen: HashMap<(FileId, &'static str), ()> = HashMap::new();
+    diags
+        .into_iter()
+        .filter_map(|mut d| {
+            if d.is_error() || Some(d.span.file) == root {
+                return Some(d);
+            }
+            let key = (d.span.file, d.code);
+            if seen.insert(key, ()).is_some() {
+                return None;
+            }
+            let more = counts.get(&key).copied().unwrap_or(1) - 1;
+            if more > 0 {
+                d.message = format!("{} (and {more} more {} in this file)", d.message, d.code);
+            }
+            Some(d)
+        })
+        .collect()
 }
 
 /// Adds the input values of a YAML mapping (an `--inputs` file) to `inputs`.

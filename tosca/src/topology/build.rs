@@ -89,14 +89,14 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     }
 
     let mut reg = Registry::new();
-    for (norm_name, norm_text) in [normative_source(version), non_normative_source()] {
+    for ((norm_name, norm_text), replaceable) in [(normative_source(version), false), (non_normative_source(), true)] {
         let norm_file = sources.add(norm_name, norm_text);
         match crate::yaml::parse(norm_file, norm_text, &Default::default()) {
             Ok(y) => {
                 let mut ignored = Diagnostics::new();
                 let st = parse_file(norm_file, &y, &mut ignored);
                 for (kind, name, span, def) in st.types {
-                    reg.add(kind, name, def, Origin { file: norm_file, span, normative: true }, diags);
+                    reg.add(kind, name, def, Origin { file: norm_file, span, normative: true, replaceable }, diags);
                 }
             }
             Err(d) => diags.push(d),
@@ -104,7 +104,7 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     }
     for t in &templates {
         for (kind, name, span, def) in &t.types {
-            reg.add(*kind, name.clone(), def.clone(), Origin { file: t.file, span: *span, normative: false }, diags);
+            reg.add(*kind, name.clone(), def.clone(), Origin { file: t.file, span: *span, normative: false, replaceable: false }, diags);
         }
     }
     for (_, to, prefix) in edges {

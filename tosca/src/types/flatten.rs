@@ -118,7 +118,12 @@ fn flatten_one(reg: &Registry, id: TypeId, out: &mut Vec<Option<FlatType>>, diag
                 (None, _) => req.capability = parent.capability.clone(),
                 _ => {}
             }
-            if req.node.is_none() {
+            // The parent's `node` constraint was chosen for the parent's capability: it carries
+            // over only when the capability is not refined (the specification's own Docker
+            // application refines its host capability, and INDIGO's templates host it on a
+            // Docker runtime that is no Container.Runtime).
+            let same_capability = req.capability.as_ref().map(|c| &c.value) == parent.capability.as_ref().map(|c| &c.value);
+            if req.node.is_none() && same_capability {
                 req.node = parent.node.clone();
             }
             if req.relationship.is_none() {

@@ -36,8 +36,12 @@ pub struct Origin {
     pub file: FileId,
     /// The span of the type's name.
     pub span: Span,
-    /// Embedded normative types may be redefined by templates (with a warning).
+    /// Built into Rosca (normative, or the specification's non-normative types). Templates may
+    /// redefine built-ins; redefining a normative one gets a warning.
     pub normative: bool,
+    /// A built-in that templates have long defined themselves (the non-normative Docker types):
+    /// redefining it is silent.
+    pub replaceable: bool,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +53,7 @@ pub struct Registry {
     /// Short names and prefixed names; a real name always wins over an alias.
     aliases: HashMap<String, [Option<TypeId>; 8]>,
     flat: Vec<std::rc::Rc<FlatType>>,
+    replaceable: std::collections::HashSet<TypeId>,
 }
 
 /// The plural segment normative names carry: `tosca.nodes.Compute` -> `nodes`.
@@ -73,10 +78,12 @@ impl Registry {
     /// Adds a type. A second definition of the same name is a DUPLICATE_NAME error, unless both
     /// come from the same place (a file imported twice is loaded once, so that cannot happen).
     pub fn add(&mut self, kind: TypeKind, name: String, def: TypeDef, origin: Origin, diags: &mut Diagnostics) -> Option<TypeId> {
-        let Origin { file, span, normative } = origin;
+        let Origin { file, span, normative, .. } = origin;
         if let Some(existing) = self.by_name.get(&name).and_then(|k| k[kind as usize]) {
             let prev = &self.entries[existing.0 as usize];
-            if prev.normative && !normative {
+            if prev.normative && !normative && self.replaceable.contains(&existing) {
+                // A template's own definition of a replaceable built-in simply wins.
+            } else if prev.normative && !normative {
                 // Templates may redefine a normative type (INDIGO's files do, e.g. for
                 // tosca.nodes.Compute); the local definition wins, with a warning.
                 diags.push(Diagnostic::new(&codes::REDEFINED_NORMATIVE, span, format!("{} `{name}` redefines a normative type", kind.noun())).help(codes::REDEFINED_NORMATIVE.help));
@@ -115,6 +122,9 @@ impl Registry {
             }
         }
         self.by_name.entry(name.clone()).or_default()[kind as usize] = Some(id);
+        if origin.replaceable {
+            self.replaceable.insert(id);
+        }
         self.entries.push(TypeEntry { kind, name, def, file, span, parent: None, normative });
         Some(id)
     }
