@@ -74,7 +74,27 @@ pub(super) struct Ctx<'a> {
 /// build from (the root failed to parse).
 pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics) -> Topology {
     // Each YAML document is dropped as soon as its syntax is read: peak memory matters on big templates.
-    let mut templates: Vec<ServiceTemplate> = docs.into_iter().map(|(f, y)| parse_file(f, &y, diags)).collect();
+    let mut templates: Vec<ServiceTemplate> = docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (f, y))| {
+            if i == 0 {
+                return parse_file(f, &y, diags);
+            }
+            // An imported type library without tosca_definitions_version is common (and
+            // tosca-parser accepts it): the importer's version is assumed, with a warning.
+            let mut local = Diagnostics::new();
+            let st = parse_file(f, &y, &mut local);
+            for mut d in local.into_sorted() {
+                if d.code == codes::MISSING_VERSION.id {
+                    d = Diagnostic::new(&codes::IMPORT_WITHOUT_VERSION, d.span, "this imported file does not declare tosca_definitions_version; the importing template's is assumed")
+                        .help(codes::IMPORT_WITHOUT_VERSION.help);
+                }
+                diags.push(d);
+            }
+            st
+        })
+        .collect();
     let root = templates.first();
     let version = root.and_then(|t| t.version.map(|v| v.value)).unwrap_or(ToscaVersion::V1_3);
     for t in templates.iter().skip(1) {
