@@ -100,3 +100,22 @@ topology_template:
     assert_eq!(target("app1").as_deref(), Some("db1"));
     assert_eq!(target("app2").as_deref(), Some("db2"));
 }
+
+#[test]
+fn warnings_in_imported_files_are_summarized_per_file_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lib = String::from("tosca_definitions_version: tosca_simple_yaml_1_0\nnode_types:\n");
+    for i in 0..20 {
+        lib.push_str(&format!("  example.nodes.N{i}:\n    derived_from: tosca.nodes.Root\n    properties:\n      p: {{ type: string, required: 'no' }}\n"));
+    }
+    std::fs::write(dir.path().join("lib.yaml"), lib).unwrap();
+    let main = "tosca_definitions_version: tosca_simple_yaml_1_0\nimports:\n  - lib.yaml\ntopology_template:\n  node_templates:\n    n:\n      type: example.nodes.N0\n      properties: { p: x, q: 'y' }\n";
+    std::fs::write(dir.path().join("main.yaml"), main).unwrap();
+    let options = LoadOptions { allow_fetch: false, ..LoadOptions::default() };
+    let c = tosca::compile(&Entry::Path(dir.path().join("main.yaml")), &options, &Inputs::new(), Diagnostics::new(), Sources::new());
+    let lenient: Vec<_> = c.diagnostics.iter().filter(|d| d.code == "W0311").collect();
+    assert_eq!(lenient.len(), 1, "{:?}", c.diagnostics);
+    assert!(lenient[0].message.contains("and 19 more W0311"), "{}", lenient[0].message);
+    // Problems in the template itself are all kept.
+    assert_eq!(codes(&c).iter().filter(|c| **c == "E0308").count(), 1);
+}
