@@ -691,6 +691,14 @@ impl Parser<'_> {
         if !has_file {
             self.diags.report(&codes::MISSING_KEY, y.span, "artifact definition has no `file`");
         }
+        // The extended notation requires `type` from 1.2 on (1.0/1.1 let it be inferred from the
+        // file extension).
+        if a.type_name.is_none() && self.version >= ToscaVersion::V1_2 {
+            self.diags.push(
+                Diagnostic::new(&codes::MISSING_KEY, y.span, "artifact definition has no `type`")
+                    .help("add `type:` (e.g. tosca.artifacts.Implementation.Bash), or use the short notation `name: path`"),
+            );
+        }
         Some(a)
     }
 

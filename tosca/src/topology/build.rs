@@ -519,6 +519,13 @@ fn check_type_definitions(reg: &Registry, diags: &mut Diagnostics) {
             }
         }
         if e.kind == TypeKind::Data {
+            let primitive = reg.lookup(TypeKind::Data, &e.name).and_then(|id| reg.flat(id).primitive);
+            if let (Some(p), Some((first, (span, _)))) = (primitive, d.properties.first()) {
+                diags.push(
+                    Diagnostic::new(&codes::PRIMITIVE_WITH_PROPERTIES, *span, format!("data type `{}` derives from the primitive `{}` and cannot define properties (`{first}`)", e.name, p.name()))
+                        .help("derive from tosca.datatypes.Root (or another complex type) for a type with properties, or use constraints to narrow the primitive"),
+                );
+            }
             if let Some(parent) = &d.derived_from {
                 if let Some(p) = crate::value::Primitive::parse(&parent.value) {
                     let spec = TypeSpec { type_name: parent, entry_schema: d.entry_schema.as_deref(), key_schema: d.key_schema.as_deref(), constraints: &d.constraints };
