@@ -68,6 +68,8 @@ pub(super) struct Ctx<'a> {
     pub nodes: Vec<NodeCtx>,
     pub node_index: IndexMap<String, usize>,
     pub rel_templates: syntax::Named<syntax::RelationshipTemplate>,
+    /// Repository names defined by any file of the template.
+    pub repositories: std::collections::HashSet<String>,
 }
 
 /// Builds the topology of `docs` (root first). Returns `None` only when there is nothing to
@@ -142,6 +144,7 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     check_type_definitions(&reg, diags);
 
     let mut topo = Topology { format_version: "1.0", tosca_definitions_version: Some(version), ..Default::default() };
+    let repositories = templates.iter().flat_map(|t| t.repositories.keys().cloned()).collect();
     let Some(root) = templates.first_mut() else { return topo };
     topo.description = root.description.take();
     topo.metadata = std::mem::take(&mut root.metadata);
@@ -153,7 +156,7 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
         diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
     }
     let exported_requirements = tt.substitution_mappings.iter().flat_map(|s| s.requirements.iter()).filter_map(|(_, t)| Some((t.first()?.value.clone(), t.get(1)?.value.clone()))).collect();
-    let mut ctx = Ctx { reg, diags, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
+    let mut ctx = Ctx { reg, diags, repositories, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
     ctx.build_inputs(&tt.inputs, given, &mut topo);
     let node_templates = std::mem::take(&mut tt.node_templates);
     let copies = ctx.resolve_copies(&node_templates);
@@ -192,6 +195,15 @@ impl Ctx<'_> {
         match TypeSpec::of_property(def) {
             Some(spec) => value::check_value(y, &spec, &self.reg, self.diags),
             None => super::values::untyped(y),
+        }
+    }
+
+    fn check_repository(&mut self, a: &syntax::ArtifactDef) {
+        if let Some(r) = a.repository.as_ref().filter(|r| !self.repositories.contains(&r.value)) {
+            self.diags.push(
+                Diagnostic::new(&codes::UNKNOWN_REPOSITORY, r.span, format!("artifact `{}` names repository `{}`, which is not defined", a.file.value, r.value))
+                    .help("define it under `repositories:` (name: URL), or drop `repository:`"),
+            );
         }
     }
 
@@ -437,9 +449,7 @@ impl Ctx<'_> {
             if let Some(t) = &a.type_name {
                 self.type_of(TypeKind::Artifact, t);
             }
-        }
-        if self.reg.get(tid).def.derived_from.is_none() && self.reg.get(tid).name != "tosca.nodes.Root" {
-            // A root-less custom node type is legal TOSCA 1.0 but unusual; nothing to say.
+            self.check_repository(a);
         }
         node
     }
