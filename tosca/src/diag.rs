@@ -207,6 +207,7 @@ pub mod codes {
         MULTIPLE_DOCUMENTS = "E0012", Error, "more than one YAML document in a file", "a TOSCA file holds one document; split it into files and import them";
         EMPTY_DOCUMENT = "E0013", Error, "empty document", "a service template needs at least tosca_definitions_version";
         BAD_IMPORT = "E0014", Error, "malformed import definition", "write an import as a path string, {file: ..., repository: ..., namespace_prefix: ...} or {name: path}";
+        IMPORTED_TOPOLOGY = "W0019", Warning, "topology_template in an imported file is ignored", "move the node templates into the main template, or use substitution mappings to compose topologies";
         IMPORT_WITHOUT_VERSION = "W0018", Warning, "imported file without tosca_definitions_version", "add tosca_definitions_version to the imported file";
         REDEFINED_NORMATIVE = "W0017", Warning, "template redefines a normative type", "the template's definition replaces the normative one; rename it if that is not intended";
         UNKNOWN_REPOSITORY = "E0015", Error, "import names an undefined repository", "define the repository under `repositories:` or drop the `repository:` key";

@@ -144,6 +144,14 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     check_type_definitions(&reg, diags);
 
     let mut topo = Topology { format_version: "1.0", tosca_definitions_version: Some(version), ..Default::default() };
+    for t in templates.iter().skip(1) {
+        if let Some(tt) = &t.topology {
+            diags.push(
+                Diagnostic::new(&codes::IMPORTED_TOPOLOGY, tt.span, "the topology_template of an imported file is ignored: imports bring definitions (types, repositories)")
+                    .help(codes::IMPORTED_TOPOLOGY.help),
+            );
+        }
+    }
     let repositories = templates.iter().flat_map(|t| t.repositories.keys().cloned()).collect();
     let Some(root) = templates.first_mut() else { return topo };
     topo.description = root.description.take();
