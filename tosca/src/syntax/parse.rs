@@ -534,9 +534,8 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if c.type_name.value.is_empty() {
-            self.diags.report(&codes::MISSING_KEY, y.span, "capability definition has no `type`");
-        }
+        // Without `type`, a capability definition refines the parent type's capability of the
+        // same name (TOSCA 1.3 refinement); whether there is one is checked when flattening.
         c
     }
 
@@ -570,9 +569,8 @@ impl Parser<'_> {
                 _ => {}
             }
         }
-        if r.capability.is_none() {
-            self.diags.report(&codes::MISSING_KEY, y.span, "requirement definition has no `capability`");
-        }
+        // Without `capability`, a requirement definition refines the parent's requirement of the
+        // same name; whether there is one is checked when flattening.
         r
     }
 
@@ -603,6 +601,22 @@ impl Parser<'_> {
 
     fn values(&mut self, y: &Yaml, what: &str) -> Values {
         self.named(y, what, |_, _, s, v| Some((s, v.clone()))).into_iter().map(|(k, (_, v))| (k, v)).collect()
+    }
+
+    /// Attribute assignments: a value, or (1.1+) the extended form `{description, value}`.
+    fn attribute_values(&mut self, y: &Yaml) -> Values {
+        let mut out = self.values(y, "attributes");
+        for (_, (_, v)) in out.iter_mut() {
+            let extended = v.as_map().is_some_and(|m| {
+                m.iter().all(|(k, _)| matches!(k.as_str(), Some("description" | "value"))) && m.iter().any(|(k, _)| k.as_str() == Some("value"))
+            });
+            if extended {
+                if let Some(value) = v.get("value").cloned() {
+                    *v = value;
+                }
+            }
+        }
+        out
     }
 
     fn operation_def(&mut self, _name: &str, y: &Yaml) -> Option<OperationDef> {
@@ -788,7 +802,7 @@ impl Parser<'_> {
                 "metadata" => n.metadata = self.metadata(v),
                 "directives" => n.directives = self.names(v, "directives"),
                 "properties" => n.properties = self.values(v, "properties"),
-                "attributes" => n.attributes = self.values(v, "attributes"),
+                "attributes" => n.attributes = self.attribute_values(v),
                 "requirements" => n.requirements = self.named_list(v, "requirements", |p, _, s, y| Some(p.requirement_assignment(s, y))),
                 "capabilities" => n.capabilities = self.named(v, "capabilities", |p, _, s, y| Some(p.capability_assignment(s, y))),
                 "interfaces" => n.interfaces = self.named(v, "interfaces", |p, _, s, y| Some(p.interface(s, y))),
@@ -844,7 +858,7 @@ impl Parser<'_> {
         for (key, _, v) in self.fields(y, "a capability assignment", &["properties", "attributes", "occurrences"]) {
             match key {
                 "properties" => c.properties = self.values(v, "properties"),
-                "attributes" => c.attributes = self.values(v, "attributes"),
+                "attributes" => c.attributes = self.attribute_values(v),
                 "occurrences" => c.occurrences = self.occurrences(v),
                 _ => {}
             }
@@ -860,7 +874,7 @@ impl Parser<'_> {
                 "description" => r.description = self.text(v, "description"),
                 "metadata" => r.metadata = self.metadata(v),
                 "properties" => r.properties = self.values(v, "properties"),
-                "attributes" => r.attributes = self.values(v, "attributes"),
+                "attributes" => r.attributes = self.attribute_values(v),
                 "interfaces" => r.interfaces = self.named(v, "interfaces", |p, _, s, y| Some(p.interface(s, y))),
                 "copy" => r.copy = self.name(v, "copy"),
                 _ => {}

@@ -88,6 +88,12 @@ fn flatten_one(reg: &Registry, id: TypeId, out: &mut Vec<Option<FlatType>>, diag
     merge_props(reg, &mut flat.inputs, &def.inputs, "input", false, diags);
     for (name, (_, cap)) in &def.capabilities {
         let mut cap = cap.clone();
+        if cap.type_name.value.is_empty() && !flat.capabilities.contains_key(name) {
+            diags.push(
+                Diagnostic::new(&codes::MISSING_KEY, cap.span, format!("capability definition `{name}` has no `type`, and no parent type defines `{name}` to refine"))
+                    .help("add `type:` with a capability type"),
+            );
+        }
         if let Some(parent) = flat.capabilities.get(name) {
             if cap.type_name.value.is_empty() {
                 cap.type_name = parent.type_name.clone();
@@ -134,6 +140,12 @@ fn flatten_one(reg: &Registry, id: TypeId, out: &mut Vec<Option<FlatType>>, diag
             }
             flat.requirements[pos] = (name.value.clone(), req);
         } else {
+            if req.capability.is_none() {
+                diags.push(
+                    Diagnostic::new(&codes::MISSING_KEY, req.span, format!("requirement definition `{}` has no `capability`, and no parent type defines `{}` to refine", name.value, name.value))
+                        .help("add `capability:` with a capability type"),
+                );
+            }
             flat.requirements.push((name.value.clone(), req));
         }
     }
