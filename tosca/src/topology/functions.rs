@@ -516,20 +516,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let mut ifaces = flat.interfaces.clone();
         for (k, (_, v)) in &ev.ctx.nodes[i].tpl.interfaces {
             let merged = match ifaces.get(k) {
-                Some(base) => {
-                    let mut m = base.clone();
-                    for (op, o) in &v.operations {
-                        let mut o = o.clone();
-                        if let Some((_, b)) = m.operations.get(op) {
-                            if o.1.implementation.is_none() {
-                                o.1.implementation = b.implementation.clone();
-                            }
-                        }
-                        m.operations.insert(op.clone(), o);
-                    }
-                    m.inputs.extend(v.inputs.clone());
-                    m
-                }
+                Some(base) => crate::types::overlay_interface(base, v),
                 None => v.clone(),
             };
             ifaces.insert(k.clone(), merged);

@@ -208,11 +208,17 @@ fn flatten_capability_props(cap: CapabilityDef) -> CapabilityDef {
 }
 
 fn merge_interface(reg: &Registry, parent: &InterfaceDef, child: &InterfaceDef, name: &str, diags: &mut Diagnostics) -> InterfaceDef {
+    if let (Some(t), Some(pt)) = (&child.type_name, &parent.type_name) {
+        check_override(reg, TypeKind::Interface, t, pt, parent.span, &format!("interface `{name}`"), diags);
+    }
+    overlay_interface(parent, child)
+}
+
+/// `child` over `parent`: the interface a derived type (or a node template's assignment) ends up
+/// with. Operations keep the parent's implementation and inputs unless the child gives its own.
+pub fn overlay_interface(parent: &InterfaceDef, child: &InterfaceDef) -> InterfaceDef {
     let mut merged = parent.clone();
     if let Some(t) = &child.type_name {
-        if let Some(pt) = &parent.type_name {
-            check_override(reg, TypeKind::Interface, t, pt, parent.span, &format!("interface `{name}`"), diags);
-        }
         merged.type_name = Some(t.clone());
     }
     for (k, v) in &child.inputs {

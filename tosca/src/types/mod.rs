@@ -7,7 +7,7 @@
 mod flatten;
 mod normative;
 
-pub use flatten::FlatType;
+pub use flatten::{overlay_interface, FlatType};
 pub use normative::{non_normative_source, normative_source};
 
 use crate::diag::{codes, Diagnostic, Diagnostics};
