@@ -83,20 +83,17 @@ impl Yaml {
 
     /// The scalar as text: strings as they are, other plain scalars as written in the source.
     pub fn scalar_text(&self) -> Option<String> {
-        match &self.value {
-            YamlValue::Str(s) => Some(s.clone()),
-            YamlValue::Seq(_) | YamlValue::Map(_) => None,
-            other => Some(match &self.raw {
-                Some(r) => r.to_string(),
-                None => match other {
-                    YamlValue::Null => "null".into(),
-                    YamlValue::Bool(b) => b.to_string(),
-                    YamlValue::Int(i) => i.to_string(),
-                    YamlValue::Float(f) => f.to_string(),
-                    _ => unreachable_text(),
-                },
-            }),
+        if let Some(r) = &self.raw {
+            return Some(r.to_string());
         }
+        Some(match &self.value {
+            YamlValue::Str(s) => s.clone(),
+            YamlValue::Null => "null".into(),
+            YamlValue::Bool(b) => b.to_string(),
+            YamlValue::Int(i) => i.to_string(),
+            YamlValue::Float(f) => f.to_string(),
+            YamlValue::Seq(_) | YamlValue::Map(_) => return None,
+        })
     }
 
     /// Converts to JSON for output; floats that are not finite become null.
@@ -117,10 +114,6 @@ impl Yaml {
             ),
         }
     }
-}
-
-fn unreachable_text() -> String {
-    String::new()
 }
 
 impl YamlValue {
