@@ -9,6 +9,7 @@ use crate::types::{non_normative_source, normative_source, Origin, Registry, Typ
 use crate::value::{self, DataTypeInfo, DataTypes, TypeSpec};
 use crate::yaml::Yaml;
 use indexmap::IndexMap;
+use std::rc::Rc;
 
 /// Input values given by the user (`--inputs FILE`, `-i k=v`), with where they were given.
 #[derive(Clone, Debug, Default)]
@@ -50,8 +51,9 @@ pub(super) struct NodeCtx {
     pub name: String,
     pub span: Span,
     pub type_id: Option<TypeId>,
-    pub properties: IndexMap<String, PV>,
-    pub capabilities: IndexMap<String, (Option<TypeId>, IndexMap<String, PV>)>,
+    /// Shared so that evaluating a `get_property` does not copy the value it reads.
+    pub properties: IndexMap<String, Rc<PV>>,
+    pub capabilities: IndexMap<String, (Option<TypeId>, IndexMap<String, Rc<PV>>)>,
     pub tpl: syntax::NodeTemplate,
 }
 
@@ -358,7 +360,7 @@ impl Ctx<'_> {
 
     /// Property values of a template against the flat definitions: defaults applied, required
     /// checked, unknown names reported.
-    pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> IndexMap<String, PV> {
+    pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> IndexMap<String, Rc<PV>> {
         let mut out = IndexMap::new();
         for (name, def) in defs {
             if let Some((kspan, y)) = given.get(name) {
@@ -376,11 +378,11 @@ impl Ctx<'_> {
                 }
                 self.check_fed_input(owner, name, y, def);
                 let v = self.spec_check(y, def);
-                out.insert(name.clone(), self.pv_of(&v));
+                out.insert(name.clone(), Rc::new(self.pv_of(&v)));
             } else if let Some(d) = &def.default {
                 // Defaults were checked (and reported) with their definition.
                 let v = self.quiet_check(d, def);
-                out.insert(name.clone(), self.pv_of(&v));
+                out.insert(name.clone(), Rc::new(self.pv_of(&v)));
             } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::new(&codes::MISSING_PROPERTY, span, format!("{owner}: required {what} `{name}` has no value"))
