@@ -300,7 +300,7 @@ impl Builder<'_> {
                     node.clone()
                 }
                 Event::Scalar(value, style, anchor, tag) => {
-                    let y = self.scalar(&value, style, tag.as_deref(), span)?;
+                    let y = self.scalar(value, style, tag.as_deref(), span)?;
                     if anchor != 0 {
                         self.anchors.insert(anchor, (y.clone(), 1));
                     }
@@ -403,23 +403,24 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn scalar(&self, value: &str, style: ScalarStyle, tag: Option<&Tag>, span: Span) -> Result<Yaml, Diagnostic> {
+    fn scalar(&self, value: std::borrow::Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>, span: Span) -> Result<Yaml, Diagnostic> {
         let core = tag.filter(|t| t.is_yaml_core_schema()).map(|t| t.suffix().to_string());
         let plain = style == ScalarStyle::Plain;
         let typed = match core.as_deref() {
             Some("str") | Some("binary") => None,
-            Some(kind @ ("int" | "float" | "bool" | "null")) => match resolve_plain(value) {
+            Some(kind @ ("int" | "float" | "bool" | "null")) => match resolve_plain(&value) {
                 Some(v) if v.matches_tag(kind) => Some(v),
                 Some(YamlValue::Int(i)) if kind == "float" => Some(YamlValue::Float(i as f64)),
                 _ => return Err(self.error(&codes::YAML_SYNTAX, span, format!("`{value}` is not a valid !!{kind}"))),
             },
             // Other tags (local `!foo`, collections) do not change how a scalar reads.
-            _ if plain => resolve_plain(value),
+            _ if plain => resolve_plain(&value),
             _ => None,
         };
         Ok(match typed {
-            Some(v) => Yaml { value: v, span, raw: Some(value.into()) },
-            None => Yaml::new(YamlValue::Str(value.to_string()), span),
+            Some(v) => Yaml { value: v, span, raw: Some(value.as_ref().into()) },
+            // Escaped or folded scalars arrive owned: no second copy.
+            None => Yaml::new(YamlValue::Str(value.into_owned()), span),
         })
     }
 }
