@@ -234,6 +234,7 @@ pub mod codes {
         UNKNOWN_INTERFACE_OPERATION = "E0208", Error, "operation not defined by the interface type", "check the operation name against the interface type";
         DEPRECATED = "W0209", Warning, "use of a deprecated, experimental or unsupported definition", "avoid definitions whose status is not supported";
         PRIMITIVE_WITH_PROPERTIES = "E0212", Error, "data type derived from a primitive defines properties", "a data type derived from a primitive narrows it with constraints; one with properties derives from tosca.datatypes.Root";
+        LIKELY_MISSPELT_OPERATION = "W0213", Warning, "operation name close to one of the interface type's", "check the spelling; a new operation is allowed, a misspelt one is never called";
         LENIENT_OVERRIDE = "W0211", Warning, "override is not a strict refinement (accepted)", "real profiles (e.g. INDIGO) do this; prefer a type derived from the parent's";
         // E03xx: values and constraints.
         TYPE_MISMATCH = "E0301", Error, "value does not match its type", "give a value of the declared type";

@@ -592,9 +592,26 @@ fn check_type_definitions(reg: &Registry, diags: &mut Diagnostics) {
                 check_ref(TypeKind::Relationship, rel, diags);
             }
         }
-        for (_, (_, i)) in &d.interfaces {
+        let own_flat = reg.lookup(e.kind, &e.name).map(|id| reg.flat_rc(id));
+        for (iname, (_, i)) in &d.interfaces {
             if let Some(t) = &i.type_name {
                 check_ref(TypeKind::Interface, t, diags);
+            }
+            // An operation that is not the interface type's but one edit away from one of its
+            // operations is almost certainly a typo (`creat`); new operations are otherwise allowed.
+            let itype = i.type_name.clone().or_else(|| own_flat.as_ref().and_then(|f| f.interfaces.get(iname)).and_then(|x| x.type_name.clone()));
+            let Some(it) = itype.and_then(|t| reg.lookup(TypeKind::Interface, &t.value)) else { continue };
+            let known = &reg.flat(it).operations;
+            for (op, (ospan, _)) in &i.operations {
+                if known.contains_key(op) {
+                    continue;
+                }
+                if let Some(s) = crate::syntax::parse::suggest(op, known.keys().map(String::as_str)) {
+                    diags.push(
+                        Diagnostic::new(&codes::LIKELY_MISSPELT_OPERATION, *ospan, format!("operation `{op}` of interface `{iname}` is not one of `{}`'s operations", reg.get(it).name))
+                            .help(format!("did you mean `{s}`?")),
+                    );
+                }
             }
         }
         for (_, (_, a)) in &d.artifacts {
