@@ -361,7 +361,10 @@ impl Parser<'_> {
                 "valid_source_types" => t.valid_source_types = Some(self.names(v, "valid_source_types")),
                 "members" => t.members = Some(self.names(v, "members")),
                 "targets" => t.targets = Some(self.names(v, "targets")),
-                "triggers" => t.triggers = Some(v.clone()),
+                "triggers" => {
+                    self.check_triggers(v);
+                    t.triggers = Some(v.clone())
+                }
                 "mime_type" => t.mime_type = self.text(v, "mime_type"),
                 "file_ext" => t.file_ext = Some(self.names(v, "file_ext").into_iter().map(|s| s.value).collect()),
                 "constraints" => t.constraints = self.constraints(v),
@@ -601,6 +604,25 @@ impl Parser<'_> {
 
     fn values(&mut self, y: &Yaml, what: &str) -> Values {
         self.named(y, what, |_, _, s, v| Some((s, v.clone()))).into_iter().map(|(k, (_, v))| (k, v)).collect()
+    }
+
+    /// Trigger definitions (policy types and policies): named mappings with the keys of the
+    /// 1.0-1.3 grammars; `event` and `action` are required. Kept as written for the planner.
+    fn check_triggers(&mut self, y: &Yaml) {
+        const KEYS: &[&str] = &[
+            "description", "event", "event_type", "schedule", "target_filter", "condition", "constraint", "period", "evaluations", "method", "action",
+        ];
+        for (name, (span, t)) in self.named(y, "triggers", |_, _, _, v| Some(v.clone())) {
+            let fields = self.fields(&t, "a trigger definition", KEYS);
+            let has = |k: &str| fields.iter().any(|(f, _, _)| *f == k);
+            let missing: Vec<&str> = [("event", has("event") || has("event_type")), ("action", has("action"))].iter().filter(|(_, ok)| !ok).map(|(k, _)| *k).collect();
+            if t.as_map().is_some() && !missing.is_empty() {
+                self.diags.push(
+                    Diagnostic::new(&codes::MISSING_KEY, span, format!("trigger `{name}` has no `{}`", missing.join("` or `")))
+                        .help("a trigger needs the event that fires it and the action it runs"),
+                );
+            }
+        }
     }
 
     /// Attribute assignments: a value, or (1.1+) the extended form `{description, value}`.
@@ -914,7 +936,10 @@ impl Parser<'_> {
                 "metadata" => p.metadata = self.metadata(v),
                 "properties" => p.properties = self.values(v, "properties"),
                 "targets" => p.targets = self.names(v, "targets"),
-                "triggers" => p.triggers = Some(v.clone()),
+                "triggers" => {
+                    self.check_triggers(v);
+                    p.triggers = Some(v.clone())
+                }
                 _ => {}
             }
         }
