@@ -143,7 +143,8 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
         }
     }
     reg.resolve(diags);
-    check_type_definitions(&reg, diags);
+    let repositories: std::collections::HashSet<String> = templates.iter().flat_map(|t| t.repositories.keys().cloned()).collect();
+    check_type_definitions(&reg, &repositories, diags);
 
     let mut topo = Topology { format_version: "1.0", tosca_definitions_version: Some(version), ..Default::default() };
     for t in templates.iter().skip(1) {
@@ -154,7 +155,6 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
             );
         }
     }
-    let repositories = templates.iter().flat_map(|t| t.repositories.keys().cloned()).collect();
     let Some(root) = templates.first_mut() else { return topo };
     topo.description = root.description.take();
     topo.metadata = std::mem::take(&mut root.metadata);
@@ -205,15 +205,6 @@ impl Ctx<'_> {
         match TypeSpec::of_property(def) {
             Some(spec) => value::check_value(y, &spec, &self.reg, self.diags),
             None => super::values::untyped(y),
-        }
-    }
-
-    fn check_repository(&mut self, a: &syntax::ArtifactDef) {
-        if let Some(r) = a.repository.as_ref().filter(|r| !self.repositories.contains(&r.value)) {
-            self.diags.push(
-                Diagnostic::new(&codes::UNKNOWN_REPOSITORY, r.span, format!("artifact `{}` names repository `{}`, which is not defined", a.file.value, r.value))
-                    .help("define it under `repositories:` (name: URL), or drop `repository:`"),
-            );
         }
     }
 
@@ -459,7 +450,7 @@ impl Ctx<'_> {
             if let Some(t) = &a.type_name {
                 self.type_of(TypeKind::Artifact, t);
             }
-            self.check_repository(a);
+            check_repository(&self.repositories, a, self.diags);
         }
         node
     }
@@ -469,6 +460,16 @@ fn plural(what: &str) -> String {
     match what.strip_suffix('y') {
         Some(stem) => format!("{stem}ies"),
         None => format!("{what}s"),
+    }
+}
+
+/// An artifact's `repository` must be defined under some file's `repositories`.
+fn check_repository(repositories: &std::collections::HashSet<String>, a: &syntax::ArtifactDef, diags: &mut Diagnostics) {
+    if let Some(r) = a.repository.as_ref().filter(|r| !repositories.contains(&r.value)) {
+        diags.push(
+            Diagnostic::new(&codes::UNKNOWN_REPOSITORY, r.span, format!("artifact `{}` names repository `{}`, which is not defined", a.file.value, r.value))
+                .help("define it under `repositories:` (name: URL), or drop `repository:`"),
+        );
     }
 }
 
@@ -521,7 +522,7 @@ fn check_definition(reg: &Registry, def: &PropertyDef, span: Span, diags: &mut D
 
 /// Checks the definitions inside non-normative types: referenced types exist and are of the
 /// right kind, property definitions are well-typed.
-fn check_type_definitions(reg: &Registry, diags: &mut Diagnostics) {
+fn check_type_definitions(reg: &Registry, repositories: &std::collections::HashSet<String>, diags: &mut Diagnostics) {
     let check_ref = |kind: TypeKind, n: &Sp<String>, diags: &mut Diagnostics| {
         if reg.lookup(kind, &n.value).is_none() {
             report_unknown_type(reg, kind, n, diags);
@@ -618,6 +619,7 @@ fn check_type_definitions(reg: &Registry, diags: &mut Diagnostics) {
             if let Some(t) = &a.type_name {
                 check_ref(TypeKind::Artifact, t, diags);
             }
+            check_repository(repositories, a, diags);
         }
         for n in d.valid_target_types.iter().flatten() {
             if reg.lookup(TypeKind::Capability, &n.value).is_none() && reg.lookup(TypeKind::Node, &n.value).is_none() {
