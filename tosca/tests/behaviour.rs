@@ -119,3 +119,37 @@ fn warnings_in_imported_files_are_summarized_per_file_and_code() {
     // Problems in the template itself are all kept.
     assert_eq!(codes(&c).iter().filter(|c| **c == "E0308").count(), 1);
 }
+
+#[test]
+fn get_property_through_a_requirement_reaches_capability_node_or_relationship() {
+    let c = compile(
+        "tosca_definitions_version: tosca_simple_yaml_1_3
+relationship_types:
+  example.Link:
+    derived_from: tosca.relationships.DependsOn
+    properties:
+      link_port: { type: integer }
+topology_template:
+  node_templates:
+    db:
+      type: tosca.nodes.DBMS
+      properties: { port: 5432 }
+      requirements: [ { host: vm } ]
+    vm: { type: tosca.nodes.Compute, capabilities: { host: { properties: { num_cpus: 4 } } } }
+    app:
+      type: tosca.nodes.SoftwareComponent
+      requirements:
+        - host: vm
+        - dependency: { node: db, relationship: { type: example.Link, properties: { link_port: 9 } } }
+  outputs:
+    cpus: { value: { get_property: [ app, host, num_cpus ] } }
+    db_port: { value: { get_property: [ app, dependency, port ] } }
+    link: { value: { get_property: [ app, dependency, link_port ] } }
+",
+    );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    let o = &c.topology.outputs;
+    assert_eq!(o["cpus"].value, 4);
+    assert_eq!(o["db_port"].value, 5432);
+    assert!(o["link"].value.get("$expr").is_some());
+}

@@ -143,21 +143,30 @@ impl Eval<'_, '_> {
             });
         }
         // A requirement name: the property is looked up on the requirement's target.
+        // A requirement name: the specification leaves open whose property that is. Tried in
+        // turn: the capability that satisfied it, the target node, the relationship (whose
+        // values are known only once the relationship exists).
         if let Some(r) = self.reqs[n].iter().find(|r| r.name == first.value) {
-            let (target, cap) = (r.target, r.capability.clone());
-            return match target {
-                Some(t) if depth < MAX_DEPTH => {
-                    if let Some(cap) = cap {
-                        let mut via_cap = vec![PathSeg::Name(Sp::new(cap, first.span))];
-                        via_cap.extend_from_slice(&path[1..]);
-                        if let Ok(v) = self.lookup(t, &via_cap, attribute, depth + 1, false) {
-                            return Ok(v);
-                        }
-                    }
-                    self.lookup(t, &path[1..], attribute, depth + 1, report)
+            let (target, cap, rel) = (r.target, r.capability.clone(), r.relationship_type);
+            let Some(t) = target.filter(|_| depth < MAX_DEPTH) else { return Ok(None) };
+            if let Some(cap) = cap {
+                let mut via_cap = vec![PathSeg::Name(Sp::new(cap, first.span))];
+                via_cap.extend_from_slice(&path[1..]);
+                if let Ok(v) = self.lookup(t, &via_cap, attribute, depth + 1, false) {
+                    return Ok(v);
                 }
-                _ => Ok(None),
+            }
+            let on_relationship = match (rel, path.get(1)) {
+                (Some(rt), Some(PathSeg::Name(p))) => {
+                    let f = self.ctx.reg.flat(rt);
+                    f.properties.contains_key(&p.value) || (attribute && f.attributes.contains_key(&p.value))
+                }
+                _ => false,
             };
+            if on_relationship {
+                return Ok(None);
+            }
+            return self.lookup(t, &path[1..], attribute, depth + 1, report);
         }
         if report {
             let mut names: Vec<&str> = flat.properties.keys().map(String::as_str).collect();
