@@ -47,13 +47,16 @@ impl DataTypes for Registry {
 }
 
 /// Per node template, what later passes need beyond the output model.
+/// Property values by name, shared so that evaluating a `get_property` does not copy them.
+pub(super) type Values = IndexMap<String, Rc<PV>>;
+
 pub(super) struct NodeCtx {
     pub name: String,
     pub span: Span,
     pub type_id: Option<TypeId>,
-    /// Shared so that evaluating a `get_property` does not copy the value it reads.
-    pub properties: IndexMap<String, Rc<PV>>,
-    pub capabilities: IndexMap<String, (Option<TypeId>, IndexMap<String, Rc<PV>>)>,
+    pub properties: Values,
+    /// Capability name -> its capability type and property values.
+    pub capabilities: IndexMap<String, (Option<TypeId>, Values)>,
     pub tpl: syntax::NodeTemplate,
 }
 
@@ -351,7 +354,7 @@ impl Ctx<'_> {
 
     /// Property values of a template against the flat definitions: defaults applied, required
     /// checked, unknown names reported.
-    pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> IndexMap<String, Rc<PV>> {
+    pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> Values {
         let mut out = IndexMap::new();
         for (name, def) in defs {
             if let Some((kspan, y)) = given.get(name) {
