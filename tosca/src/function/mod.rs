@@ -39,7 +39,7 @@ pub fn lint(y: &Yaml, diags: &mut Diagnostics) {
                         let lower = key.to_ascii_lowercase();
                         let looks_like = (lower.starts_with("get_") || NAMES.contains(&lower.as_str())) && !NAMES.contains(&key);
                         if looks_like {
-                            let help = match crate::syntax::parse::suggest(&lower, NAMES.iter().copied()) {
+                            let help = match crate::diag::suggest(&lower, NAMES.iter().copied()) {
                                 Some(s) => format!("did you mean `{s}`? as written it is a map value, not a function call"),
                                 None => format!("functions are: {}", NAMES.join(", ")),
                             };

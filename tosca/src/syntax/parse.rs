@@ -4,7 +4,7 @@
 //! malformed and keeping whatever is usable, so that one mistake does not hide the others.
 
 use super::*;
-use crate::diag::{codes, Diagnostic, Diagnostics};
+use crate::diag::{codes, did_you_mean, Diagnostic, Diagnostics};
 use crate::yaml::{Yaml, YamlValue};
 
 /// Parses one TOSCA file. `expected_version` is the root file's version, used when an imported
@@ -41,30 +41,6 @@ const TEMPLATE_KEYS: &[&str] = &[
     "topology_template",
 ];
 
-/// Edit distance, for "did you mean" suggestions on unknown keys.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (distance(name, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d > 0)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 impl Parser<'_> {
     /// Keys a later TOSCA version introduced: accepted, with a warning naming the version.
     fn since(&mut self, version: ToscaVersion, key: &str, span: Span) {
@@ -93,10 +69,7 @@ impl Parser<'_> {
                 out.push((k.as_str().unwrap_or(""), k.span, v));
             } else {
                 let mut d = Diagnostic::new(&codes::UNKNOWN_KEY, k.span, format!("unknown key `{}` in {what}", key.value));
-                d.help = Some(match suggest(&key.value, known.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("{what} accepts: {}", known.join(", ")),
-                });
+                d.help = Some(did_you_mean(&key.value, known.iter().copied(), || format!("{what} accepts: {}", known.join(", "))));
                 self.diags.push(d);
             }
         }
@@ -339,10 +312,7 @@ impl Parser<'_> {
                     continue;
                 }
                 let mut d = Diagnostic::new(&codes::UNKNOWN_KEY, k.span, format!("unknown key `{key}` in {what}"));
-                d.help = Some(match suggest(key, known.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("a {} accepts: {}", kind.noun(), known.join(", ")),
-                });
+                d.help = Some(did_you_mean(key, known.iter().copied(), || format!("a {} accepts: {}", kind.noun(), known.join(", "))));
                 self.diags.push(d);
                 continue;
             }
@@ -487,10 +457,7 @@ impl Parser<'_> {
                         let name = k.scalar_text().unwrap_or_default();
                         let mut d = Diagnostic::new(&codes::BAD_CONSTRAINT, k.span, format!("unknown constraint operator `{name}`"));
                         let ops = ["equal", "greater_than", "greater_or_equal", "less_than", "less_or_equal", "in_range", "valid_values", "length", "min_length", "max_length", "pattern", "schema"];
-                        d.help = Some(match suggest(&name, ops) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => format!("operators are: {}", ops.join(", ")),
-                        });
+                        d.help = Some(did_you_mean(&name, ops, || format!("operators are: {}", ops.join(", "))));
                         self.diags.push(d);
                     }
                 },

@@ -2,7 +2,7 @@
 
 use super::model::*;
 use super::values::PV;
-use crate::diag::{codes, Diagnostic, Diagnostics};
+use crate::diag::{codes, did_you_mean, Diagnostic, Diagnostics};
 use crate::source::{Sources, Span};
 use crate::syntax::{self, parse::parse_file, PropertyDef, ServiceTemplate, Sp, ToscaVersion, TypeKind};
 use crate::types::{non_normative_source, normative_source, Origin, Registry, TypeId};
@@ -341,11 +341,13 @@ impl Ctx<'_> {
         for (k, y) in &given.values {
             if !defs.contains_key(&k.value) {
                 let names: Vec<&str> = defs.keys().map(String::as_str).collect();
-                let help = match crate::syntax::parse::suggest(&k.value, names.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if names.is_empty() => "the template declares no inputs".to_string(),
-                    None => format!("declared inputs: {}", names.join(", ")),
-                };
+                let help = did_you_mean(&k.value, names.iter().copied(), || {
+                    if names.is_empty() {
+                        "the template declares no inputs".to_string()
+                    } else {
+                        format!("declared inputs: {}", names.join(", "))
+                    }
+                });
                 let _ = y;
                 self.diags.push(Diagnostic::new(&codes::UNKNOWN_INPUT, k.span, format!("input `{}` is not declared by the template", k.value)).help(help));
             }
@@ -387,11 +389,13 @@ impl Ctx<'_> {
         }
         for (name, (kspan, _)) in given {
             if !defs.contains_key(name) {
-                let help = match crate::syntax::parse::suggest(name, defs.keys().map(String::as_str)) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if defs.is_empty() => format!("the type defines no {}", plural(what)),
-                    None => format!("defined {}: {}", plural(what), defs.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
-                };
+                let help = did_you_mean(name, defs.keys().map(String::as_str), || {
+                    if defs.is_empty() {
+                        format!("the type defines no {}", plural(what))
+                    } else {
+                        format!("defined {}: {}", plural(what), defs.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+                    }
+                });
                 let code = if what == "attribute" { &codes::UNKNOWN_ATTRIBUTE } else { &codes::UNKNOWN_PROPERTY };
                 self.diags.push(Diagnostic::new(code, *kspan, format!("{owner}: unknown {what} `{name}`")).help(help));
             }
@@ -418,10 +422,7 @@ impl Ctx<'_> {
         }
         for (cname, (cspan, _)) in &node.tpl.capabilities {
             if !flat.capabilities.contains_key(cname) {
-                let help = match crate::syntax::parse::suggest(cname, flat.capabilities.keys().map(String::as_str)) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("capabilities of `{}`: {}", node.tpl.type_name.value, flat.capabilities.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
-                };
+                let help = did_you_mean(cname, flat.capabilities.keys().map(String::as_str), || format!("capabilities of `{}`: {}", node.tpl.type_name.value, flat.capabilities.keys().map(String::as_str).collect::<Vec<_>>().join(", ")));
                 self.diags.push(Diagnostic::new(&codes::UNKNOWN_CAPABILITY, *cspan, format!("{owner}: type `{}` has no capability `{cname}`", node.tpl.type_name.value)).help(help));
             }
         }
@@ -490,10 +491,7 @@ pub(super) fn report_unknown_type(reg: &Registry, kind: TypeKind, name: &Sp<Stri
             .help(format!("use a {}", kind.noun()))
     } else {
         let names: Vec<&str> = reg.entries().filter(|(_, e)| e.kind == kind).map(|(_, e)| e.name.as_str()).collect();
-        let help = match crate::syntax::parse::suggest(&name.value, names.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => codes::UNKNOWN_TYPE.help.to_string(),
-        };
+        let help = did_you_mean(&name.value, names.iter().copied(), || codes::UNKNOWN_TYPE.help.to_string());
         Diagnostic::new(&codes::UNKNOWN_TYPE, name.span, format!("unknown {} `{}`", kind.noun(), name.value)).help(help)
     };
     diags.push(d);
@@ -610,7 +608,7 @@ fn check_type_definitions(reg: &Registry, repositories: &std::collections::HashS
                 if known.contains_key(op) {
                     continue;
                 }
-                if let Some(s) = crate::syntax::parse::suggest(op, known.keys().map(String::as_str)) {
+                if let Some(s) = crate::diag::suggest(op, known.keys().map(String::as_str)) {
                     diags.push(
                         Diagnostic::new(&codes::LIKELY_MISSPELT_OPERATION, *ospan, format!("operation `{op}` of interface `{iname}` is not one of `{}`'s operations", reg.get(it).name))
                             .help(format!("did you mean `{s}`?")),

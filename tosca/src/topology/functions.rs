@@ -5,7 +5,7 @@ use super::build::{is_sensitive, report_unknown_type, Ctx};
 use super::model::*;
 use super::requirements::Resolved;
 use super::values::{expr_json, untyped, PV};
-use crate::diag::{codes, Diagnostic};
+use crate::diag::{codes, did_you_mean, Diagnostic};
 use crate::function::{Arg, Call, Expr, PathSeg};
 use crate::syntax::{self, Sp, TypeKind};
 use indexmap::IndexMap;
@@ -71,10 +71,7 @@ impl Eval<'_, '_> {
                 None if self.ctx.rel_templates.contains_key(name) => None,
                 None => {
                     let names: Vec<&str> = self.ctx.node_index.keys().map(String::as_str).collect();
-                    let help = match syntax::parse::suggest(name, names.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => codes::FUNCTION_ENTITY.help.to_string(),
-                    };
+                    let help = did_you_mean(name, names.iter().copied(), || codes::FUNCTION_ENTITY.help.to_string());
                     self.ctx.diags.push(Diagnostic::new(&codes::FUNCTION_ENTITY, e.span, format!("unknown node template `{name}`")).help(help));
                     None
                 }
@@ -173,10 +170,7 @@ impl Eval<'_, '_> {
             if attribute {
                 names.extend(flat.attributes.keys().map(String::as_str));
             }
-            let help = match syntax::parse::suggest(&first.value, names.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => codes::FUNCTION_PATH.help.to_string(),
-            };
+            let help = did_you_mean(&first.value, names.iter().copied(), || codes::FUNCTION_PATH.help.to_string());
             self.ctx.diags.push(
                 Diagnostic::new(&codes::FUNCTION_PATH, first.span, format!("node `{}` ({}) has no {} or capability `{}`", self.ctx.nodes[n].name, self.ctx.reg.get(tid).name, if attribute { "attribute, property" } else { "property" }, first.value))
                     .help(help),
@@ -277,10 +271,7 @@ impl Eval<'_, '_> {
                 None => {
                     if report {
                         let names: Vec<&str> = self.ctx.inputs.keys().map(String::as_str).collect();
-                        let help = match syntax::parse::suggest(&name.value, names.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => codes::FUNCTION_INPUT.help.to_string(),
-                        };
+                        let help = did_you_mean(&name.value, names.iter().copied(), || codes::FUNCTION_INPUT.help.to_string());
                         self.ctx.diags.push(Diagnostic::new(&codes::FUNCTION_INPUT, name.span, format!("get_input: no input named `{}`", name.value)).help(help));
                     }
                     None

@@ -2,7 +2,7 @@
 //! capability through its relationship type, like an orchestrator would, or reported.
 
 use super::build::Ctx;
-use crate::diag::{codes, Diagnostic};
+use crate::diag::{codes, did_you_mean, Diagnostic};
 use crate::syntax::{self, NodeFilter, Sp, TypeKind};
 use crate::types::TypeId;
 use crate::value::{self, TypeSpec};
@@ -38,10 +38,7 @@ impl Ctx<'_> {
             let owner = format!("node template `{}`", self.nodes[i].name);
             for (aname, a) in &assignments {
                 let Some((_, def)) = defs.iter().find(|(n, _)| *n == aname.value) else {
-                    let help = match syntax::parse::suggest(&aname.value, defs.iter().map(|(n, _)| n.as_str())) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("requirements of `{}`: {}", self.nodes[i].tpl.type_name.value, defs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
-                    };
+                    let help = did_you_mean(&aname.value, defs.iter().map(|(n, _)| n.as_str()), || format!("requirements of `{}`: {}", self.nodes[i].tpl.type_name.value, defs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")));
                     self.diags.push(Diagnostic::new(&codes::UNKNOWN_REQUIREMENT, aname.span, format!("{owner}: type has no requirement `{}`", aname.value)).help(help));
                     continue;
                 };
@@ -137,10 +134,7 @@ impl Ctx<'_> {
                 Some(nt) => (self.nodes_of_type(nt), false),
                 None => {
                     let names: Vec<&str> = self.node_index.keys().map(String::as_str).collect();
-                    let help = match syntax::parse::suggest(&n.value, names.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "name a node template of this topology or a node type".to_string(),
-                    };
+                    let help = did_you_mean(&n.value, names.iter().copied(), || "name a node template of this topology or a node type".to_string());
                     self.diags.push(Diagnostic::new(&codes::UNKNOWN_NODE_TEMPLATE, n.span, format!("{owner}: requirement `{}` targets unknown node template `{}`", name.value, n.value)).help(help));
                     return None;
                 }
@@ -352,10 +346,7 @@ impl Ctx<'_> {
         let tname = self.reg.get(t).name.clone();
         for (p, _) in &f.properties {
             if !flat.properties.contains_key(&p.value) {
-                let help = match syntax::parse::suggest(&p.value, flat.properties.keys().map(String::as_str)) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("properties of `{tname}`: {}", flat.properties.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
-                };
+                let help = did_you_mean(&p.value, flat.properties.keys().map(String::as_str), || format!("properties of `{tname}`: {}", flat.properties.keys().map(String::as_str).collect::<Vec<_>>().join(", ")));
                 self.diags.push(Diagnostic::new(&codes::BAD_NODE_FILTER, p.span, format!("{owner}: node_filter names property `{}`, which `{tname}` does not have", p.value)).help(help));
             }
         }

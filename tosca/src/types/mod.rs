@@ -10,7 +10,7 @@ mod normative;
 pub use flatten::{overlay_interface, FlatType};
 pub use normative::{non_normative_source, normative_source};
 
-use crate::diag::{codes, Diagnostic, Diagnostics};
+use crate::diag::{codes, did_you_mean, Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
 use crate::syntax::{TypeDef, TypeKind};
 use std::collections::HashMap;
@@ -218,10 +218,7 @@ impl Registry {
                         .help(format!("a {} can only derive from another {}", kind.noun(), kind.noun()))
                     } else {
                         let names = self.by_name.iter().filter(|(_, ids)| ids[kind as usize].is_some()).map(|(n, _)| n.as_str());
-                        let help = match crate::syntax::parse::suggest(&parent.value, names) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => codes::MISSING_PARENT.help.to_string(),
-                        };
+                        let help = did_you_mean(&parent.value, names, || codes::MISSING_PARENT.help.to_string());
                         Diagnostic::new(&codes::MISSING_PARENT, parent.span, format!("{} `{}` derives from unknown type `{}`", kind.noun(), e.name, parent.value)).help(help)
                     };
                     diags.push(d);
