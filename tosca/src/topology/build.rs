@@ -64,8 +64,8 @@ pub(super) struct Ctx<'a> {
     pub reg: Registry,
     pub diags: &'a mut Diagnostics,
     pub inputs: IndexMap<String, (syntax::PropertyDef, Option<PV>)>,
-    /// The YAML each input's value came from (given or default), to check it again where a
-    /// `get_input` feeds it to a property with its own type and constraints.
+    /// The YAML each input's value came from (given or default), when valid for the input, to
+    /// check it again where a `get_input` feeds it to a property with its own type and constraints.
     pub input_yaml: IndexMap<String, Yaml>,
     /// (node template, requirement) pairs that substitution_mappings export: the enclosing
     /// topology fulfils them, so they are not dangling here.
@@ -241,16 +241,6 @@ impl Ctx<'_> {
         if self.inputs.get(input).is_some_and(|(d, _)| is_sensitive(&self.reg, d)) {
             return;
         }
-        // A value already wrong for the input itself was reported there.
-        if let Some(idef) = self.inputs.get(input).map(|(d, _)| d.clone()) {
-            if let Some(ispec) = TypeSpec::of_property(&idef) {
-                let mut own = Diagnostics::new();
-                value::check_value(&raw, &ispec, &self.reg, &mut own);
-                if own.has_errors() {
-                    return;
-                }
-            }
-        }
         let Some(spec) = TypeSpec::of_property(def) else { return };
         let mut local = Diagnostics::new();
         value::check_value(&raw, &spec, &self.reg, &mut local);
@@ -264,11 +254,17 @@ impl Ctx<'_> {
 
     /// Checks a value whose problems were already reported elsewhere.
     pub fn quiet_check(&mut self, y: &Yaml, def: &PropertyDef) -> value::Value {
+        self.quiet_check_ok(y, def).0
+    }
+
+    /// [`Self::quiet_check`], also telling whether the value is valid for `def`.
+    fn quiet_check_ok(&mut self, y: &Yaml, def: &PropertyDef) -> (value::Value, bool) {
         let mut scratch = Diagnostics::new();
-        match TypeSpec::of_property(def) {
+        let v = match TypeSpec::of_property(def) {
             Some(spec) => value::check_value(y, &spec, &self.reg, &mut scratch),
             None => super::values::untyped(y),
-        }
+        };
+        (v, !scratch.has_errors())
     }
 
     pub fn pv_of(&mut self, v: &value::Value) -> PV {
@@ -305,12 +301,21 @@ impl Ctx<'_> {
     fn build_inputs(&mut self, defs: &syntax::Named<PropertyDef>, given: &Inputs, topo: &mut Topology) {
         for (name, (span, def)) in defs {
             check_definition(&self.reg, def, *span, self.diags);
-            let default = def.default.as_ref().map(|d| self.quiet_check(d, def));
+            let default = def.default.as_ref().map(|d| self.quiet_check_ok(d, def));
             let given_yaml = given.values.iter().rev().find(|(k, _)| k.value == *name).map(|(_, y)| y.clone());
-            if let Some(y) = given_yaml.clone().or(def.default.clone()) {
+            let errors_before = self.diags.error_count();
+            let supplied = given_yaml.as_ref().map(|y| self.spec_check(y, def));
+            // Kept for re-checking where a get_input feeds a property, only when valid for the
+            // input itself (a value wrong for the input was reported there).
+            let source_ok = match (&given_yaml, &default) {
+                (Some(_), _) => self.diags.error_count() == errors_before,
+                (None, Some((_, ok))) => *ok,
+                (None, None) => false,
+            };
+            if let (Some(y), true) = (given_yaml.clone().or(def.default.clone()), source_ok) {
                 self.input_yaml.insert(name.clone(), y);
             }
-            let supplied = given_yaml.map(|y| self.spec_check(&y, def));
+            let default = default.map(|(v, _)| v);
             let required = def.required.map(|r| r.value).unwrap_or(true);
             let chosen = supplied.or(default.clone());
             if chosen.is_none() && required {
