@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# The whole test suite. Idempotent: installs only what is missing (today: nothing beyond cargo;
-# the tests start their own servers, e.g. an HTTP server on 127.0.0.1 for URL imports).
+# The whole test suite. Idempotent: installs only what is missing (cargo is required; PostgreSQL
+# is installed and started only when none answers on 127.0.0.1:5432); the tests start their own
+# servers, e.g. an HTTP server on 127.0.0.1 for URL imports, `rosca serve` processes). The
+# compatibility tests (cli/tests/serve_compat.rs) build a Python venv with `requests` and
+# `schemathesis` from PyPI under target/py-venv once (scripts/python-venv.sh; python3 needed);
+# ROSCA_SKIP_PYTHON_TESTS=1 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then
   echo "cargo is required (https://rustup.rs)" >&2
   exit 2
 fi
+# PostgreSQL for the scale-out test (cli/tests/scale_out.rs): a server that already answers, else
+# Debian's, installed and started by scripts/services/postgres.sh. ROSCA_SKIP_PG=1 skips both.
+if [ "${ROSCA_SKIP_PG:-0}" != 1 ] && [ -z "${ROSCA_TEST_PG_URL:-}" ]; then
+  if ! ROSCA_TEST_PG_URL=$(scripts/services/postgres.sh); then
+    echo "PostgreSQL is not available (set ROSCA_SKIP_PG=1 to skip the tests that need it)" >&2
+    exit 2
+  fi
+  export ROSCA_TEST_PG_URL
+fi
+# Incremental artifacts only pay off when rebuilding; a one-shot run (CI) would just store them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets --locked 2>&1 | tee "$log" || status=$?
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary, the last often empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -1,19 +1,29 @@
-//! `rosca.toml`: project configuration. Only the `[tosca]` table exists so far.
+//! `rosca.toml`: project configuration: `[tosca]` (loading), `[backend]` (where state
+//! lives), `[providers]` (which provider realizes which node type), `[apply]` (parallelism,
+//! timeouts, where local resources go).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub tosca: ToscaConfig,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub providers: ProvidersConfig,
+    #[serde(default)]
+    pub apply: ApplyConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Directory of the config file: relative paths in it are resolved against it.
     #[serde(skip)]
     pub base: PathBuf,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToscaConfig {
     /// URL (or URL prefix ending in '/') -> local path.
@@ -23,6 +33,63 @@ pub struct ToscaConfig {
     pub offline: bool,
     pub cache_dir: Option<PathBuf>,
     pub max_file_size: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `local` (the default).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// State file of the local backend (default `rosca.state.json`).
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// Provider for node types not mapped below (default `local`).
+    pub default: Option<String>,
+    /// Node type → provider name; the first type of a node's chain that is mapped wins.
+    #[serde(default)]
+    pub types: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Default of `--parallelism` (10).
+    pub parallelism: Option<usize>,
+    /// Provider name → most actions it runs at once.
+    #[serde(default)]
+    pub provider_limits: std::collections::BTreeMap<String, usize>,
+    /// Where providers keep local resources (default `.rosca`).
+    pub workdir: Option<PathBuf>,
+    /// Default timeout of one lifecycle operation (`10m`).
+    pub timeout: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Default of `--listen` (`127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// Default of `--database`: `sqlite://FILE` or `postgres://...` (default: a SQLite file in
+    /// the data directory).
+    pub database: Option<String>,
+    /// Where the local provider keeps deployments' sandboxes (default `.rosca-server`).
+    pub data_dir: Option<PathBuf>,
+    /// Jobs run at once by this server (default 4).
+    pub workers: Option<usize>,
+    /// Largest request body in bytes (default 4 MiB).
+    pub max_body: Option<usize>,
+    /// Job lease (`30s`): a job whose server died is taken over after it expires.
+    pub lease: Option<String>,
+    /// Trusted OIDC issuers; without any, the server refuses to start unless `--no-auth`.
+    pub auth: Option<server::auth::AuthConfig>,
+    /// `GET /configuration`: `cpr_url`, `slam_url`, `cmdb_url`, `im_url`, `monitoring_url`, ...
+    #[serde(default)]
+    pub endpoints: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {

@@ -1,3 +1,13 @@
 //! Providers that realize TOSCA node types on backends (SPEC §6).
 //!
-//! Nothing lives here yet: the `local` provider arrives with the plan/apply issue.
+//! `api` is the contract the applier drives (schema, request, trait); `local` is the embedded
+//! default provider that realizes nodes on this machine.
+
+pub mod api;
+pub mod local;
+
+pub use api::{
+    ApplyRequest, BoxFuture, HostRef, OperationSpec, Provider, ProviderError, ProviderSchema,
+    Realized, RelationshipSpec, Resolver, ResourceSchema,
+};
+pub use local::LocalProvider;

@@ -1,4 +1,21 @@
-//! Deployment state documents and their backends (SPEC §5).
+//! Deployment state documents and their backends (SPEC §5, docs/state.md).
 //!
-//! Nothing lives here yet: the state model arrives with the plan/apply issue.
-//! The crate exists so that the dependency direction of SPEC §2 is fixed from day one.
+//! Plain data plus storage: no TOSCA, no planning. `doc` is the document and its journal
+//! entries; `backend` the trait every store implements; `local` the default file backend;
+//! `writer` the journaled, write-ahead persister the applier drives; `lock` the retry loop
+//! and lock records.
+
+pub mod backend;
+pub mod doc;
+pub mod local;
+pub mod lock;
+pub mod writer;
+
+pub use backend::{LockError, LockInfo, StateBackend, StateError};
+pub use doc::{
+    JournalEntry, OutputState, PendingOp, ResourceState, ResourceStatus, StateDoc, TemplateRef,
+    STATE_VERSION,
+};
+pub use local::LocalBackend;
+pub use lock::{lock_with_timeout, parse_duration, render_lock_info};
+pub use writer::StateWriter;

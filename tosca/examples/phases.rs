@@ -18,6 +18,11 @@ fn main() {
     let doc = tosca::yaml::parse(file, &text, &options.limits).expect("yaml");
     let yaml = t.elapsed();
     let t = Instant::now();
+    let mut scratch = Diagnostics::new();
+    let syntax = tosca::syntax::parse::parse_file(file, &doc, &mut scratch);
+    let syntax_time = t.elapsed();
+    drop(syntax);
+    let t = Instant::now();
     drop(doc);
     let yaml_drop = t.elapsed();
 
@@ -41,6 +46,7 @@ fn main() {
 
     println!("read file           {read:>10.1?}");
     println!("yaml::parse alone   {yaml:>10.1?}  (drop of the Yaml tree {yaml_drop:.1?})");
+    println!("syntax::parse_file  {syntax_time:>10.1?}  (of that tree, alone)");
     println!("loader::load_into   {load:>10.1?}  (read + yaml of the template and normative types)");
     println!("compile_loaded      {build:>10.1?}  (syntax, types, topology build, functions)");
     println!("drop Compiled       {drop_all:>10.1?}");

@@ -808,3 +808,18 @@ fn indigo_custom_types_over_https() {
     assert_eq!(l.docs[1].location, INDIGO);
     assert!(l.docs[1].doc.get("node_types").is_some());
 }
+
+/// A server compiles templates it receives with `allow_local_imports: false`: neither a path
+/// nor a `file://` URL may read its files.
+#[test]
+fn local_imports_can_be_forbidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = write(dir.path(), "secret.yaml", "tosca_definitions_version: tosca_simple_yaml_1_3\ndescription: do-not-read\n");
+    for reference in [secret.display().to_string(), format!("file://{}", secret.display())] {
+        let text = format!("tosca_definitions_version: tosca_simple_yaml_1_3\nimports:\n  - {reference}\n");
+        let options = LoadOptions { allow_local_imports: false, allow_fetch: false, ..LoadOptions::default() };
+        let (loaded, diags) = run(Entry::Text { name: "posted".into(), text }, &options);
+        assert_eq!(loaded.docs.len(), 1, "{reference}: the import was read");
+        assert!(diags.iter().any(|d| d.code == "E0008" && d.message.contains("local files cannot be imported")), "{reference}: {diags:?}");
+    }
+}

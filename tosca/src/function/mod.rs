@@ -34,7 +34,7 @@ pub fn lint(y: &Yaml, diags: &mut Diagnostics) {
     while let Some(y) = stack.pop() {
         match &y.value {
             YamlValue::Map(entries) => {
-                if let [(k, _)] = entries.as_slice() {
+                if let [(k, _)] = &entries[..] {
                     if let Some(key) = k.as_str() {
                         let lower = key.to_ascii_lowercase();
                         let looks_like = (lower.starts_with("get_") || NAMES.contains(&lower.as_str())) && !NAMES.contains(&key);
@@ -203,7 +203,7 @@ fn arg(y: &Yaml, diags: &mut Diagnostics) -> Option<Arg> {
 
 fn parse_expr(name: &str, args: &Yaml, span: Span, diags: &mut Diagnostics) -> Option<Expr> {
     let list: Vec<Yaml> = match &args.value {
-        YamlValue::Seq(items) => items.clone(),
+        YamlValue::Seq(items) => items.to_vec(),
         _ => vec![args.clone()],
     };
     let n = list.len();

@@ -40,7 +40,7 @@ pub(crate) fn import_decls(doc: &Yaml, diags: &mut Diagnostics) -> Vec<ImportDec
         }
     };
     let mut out = Vec::new();
-    for item in items {
+    for item in items.iter() {
         if let Some(decl) = import_decl(doc, item, diags) {
             out.push(decl);
         }
@@ -55,7 +55,7 @@ fn import_decl(doc: &Yaml, item: &Yaml, diags: &mut Diagnostics) -> Option<Impor
             let has_file = entries.iter().any(|(k, _)| k.as_str() == Some("file"));
             if has_file {
                 long_form(doc, item, None, diags)
-            } else if let [(key, value)] = entries.as_slice() {
+            } else if let [(key, value)] = &entries[..] {
                 // TOSCA 1.0 named form: `- name: path` or `- name: {file: ...}`.
                 let name = key.scalar_text();
                 if key.as_str().is_some_and(|k| LONG_FORM_KEYS.contains(&k)) {

@@ -93,6 +93,10 @@ pub struct LoadOptions {
     /// At most this many files are loaded: a hostile server could otherwise generate an
     /// endless chain of distinct URL imports.
     pub max_files: usize,
+    /// `false`: imports may not read the local file system (only URLs, through the import
+    /// map, the cache or the network). A server set this for templates it receives, which
+    /// must not read the server's files.
+    pub allow_local_imports: bool,
 }
 
 impl Default for LoadOptions {
@@ -105,6 +109,7 @@ impl Default for LoadOptions {
             fetcher: None,
             max_archive_entries: 10_000,
             max_archive_size: 1 << 30,
+            allow_local_imports: true,
             max_files: 10_000,
         }
     }
@@ -667,6 +672,10 @@ impl Loader<'_> {
     }
 
     fn read_local(&mut self, path: &Path, name: &str, at: Span) -> Option<Vec<u8>> {
+        if !self.opts.allow_local_imports && !at.is_none() {
+            self.diags.report(&codes::IMPORT_NOT_FOUND, at, format!("cannot import {name}: local files cannot be imported here; import a URL instead"));
+            return None;
+        }
         match cache::read_capped(path, self.opts.limits.max_file_size) {
             Ok(Ok(b)) => Some(b),
             Ok(Err(size)) => {

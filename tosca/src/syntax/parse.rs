@@ -192,7 +192,7 @@ impl Parser<'_> {
         let mut out = Vec::new();
         match &y.value {
             YamlValue::Seq(items) => {
-                for item in items {
+                for item in items.iter() {
                     match item.as_map() {
                         Some([(k, v)]) => {
                             let Some(name) = self.key(k, what) else { continue };
@@ -205,7 +205,7 @@ impl Parser<'_> {
                 }
             }
             YamlValue::Map(entries) => {
-                for (k, v) in entries {
+                for (k, v) in entries.iter() {
                     let Some(name) = self.key(k, what) else { continue };
                     if let Some(t) = read(self, &name.value, k.span, v) {
                         out.push((name, t));

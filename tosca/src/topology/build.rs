@@ -48,22 +48,24 @@ impl DataTypes for Registry {
 
 /// Per node template, what later passes need beyond the output model.
 /// Property values by name, shared so that evaluating a `get_property` does not copy them.
-pub(super) type Values = IndexMap<String, Rc<PV>>;
+pub(super) type Values = IndexMap<String, Rc<PV>, rustc_hash::FxBuildHasher>;
 
 pub(super) struct NodeCtx {
     pub name: String,
     pub span: Span,
     pub type_id: Option<TypeId>,
-    pub properties: Values,
+    /// Shared: the output pass renders them while calls read other nodes' values.
+    pub properties: Rc<Values>,
     /// Capability name -> its capability type and property values.
-    pub capabilities: IndexMap<String, (Option<TypeId>, Values)>,
+    pub capabilities: Rc<IndexMap<String, (Option<TypeId>, Values)>>,
     pub tpl: syntax::NodeTemplate,
 }
 
 pub(super) struct Ctx<'a> {
     pub reg: Registry,
     pub diags: &'a mut Diagnostics,
-    pub inputs: IndexMap<String, (syntax::PropertyDef, Option<PV>)>,
+    /// Shared: every `get_input` reads its input's definition and value.
+    pub inputs: IndexMap<String, Rc<(syntax::PropertyDef, Option<PV>)>>,
     /// The YAML each input's value came from (given or default), when valid for the input, to
     /// check it again where a `get_input` feeds it to a property with its own type and constraints.
     pub input_yaml: IndexMap<String, Yaml>,
@@ -71,7 +73,7 @@ pub(super) struct Ctx<'a> {
     /// topology fulfils them, so they are not dangling here.
     pub exported_requirements: std::collections::HashSet<(String, String)>,
     pub nodes: Vec<NodeCtx>,
-    pub node_index: IndexMap<String, usize>,
+    pub node_index: IndexMap<String, usize, rustc_hash::FxBuildHasher>,
     pub rel_templates: syntax::Named<syntax::RelationshipTemplate>,
     /// Repository names defined by any file of the template.
     pub repositories: std::collections::HashSet<String>,
@@ -169,7 +171,7 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
         diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
     }
     let exported_requirements = tt.substitution_mappings.iter().flat_map(|s| s.requirements.iter()).filter_map(|(_, t)| Some((t.first()?.value.clone(), t.get(1)?.value.clone()))).collect();
-    let mut ctx = Ctx { reg, diags, repositories, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::new(), rel_templates: tt.relationship_templates.clone() };
+    let mut ctx = Ctx { reg, diags, repositories, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::default(), rel_templates: tt.relationship_templates.clone() };
     ctx.build_inputs(&tt.inputs, given, &mut topo);
     let node_templates = std::mem::take(&mut tt.node_templates);
     let copies = ctx.resolve_copies(&node_templates);
@@ -238,7 +240,7 @@ impl Ctx<'_> {
         let Some([(k, arg)]) = y.as_map() else { return };
         let (Some("get_input"), Some(input)) = (k.as_str(), arg.as_str()) else { return };
         let Some(raw) = self.input_yaml.get(input).cloned() else { return };
-        if self.inputs.get(input).is_some_and(|(d, _)| is_sensitive(&self.reg, d)) {
+        if self.inputs.get(input).is_some_and(|i| is_sensitive(&self.reg, &i.0)) {
             return;
         }
         let Some(spec) = TypeSpec::of_property(def) else { return };
@@ -341,7 +343,7 @@ impl Ctx<'_> {
                     sensitive,
                 },
             );
-            self.inputs.insert(name.clone(), (def.clone(), pv));
+            self.inputs.insert(name.clone(), Rc::new((def.clone(), pv)));
         }
         for (k, y) in &given.values {
             if !defs.contains_key(&k.value) {
@@ -362,7 +364,7 @@ impl Ctx<'_> {
     /// Property values of a template against the flat definitions: defaults applied, required
     /// checked, unknown names reported.
     pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> Values {
-        let mut out = IndexMap::new();
+        let mut out = Values::with_capacity_and_hasher(defs.len(), Default::default());
         for (name, def) in defs {
             if let Some((kspan, y)) = given.get(name) {
                 if let Some(status) = def.status.filter(|s| matches!(s.value, syntax::Status::Deprecated | syntax::Status::Experimental | syntax::Status::Unsupported)) {
@@ -410,21 +412,23 @@ impl Ctx<'_> {
 
     fn build_node(&mut self, name: &str, span: Span, nt: syntax::NodeTemplate) -> NodeCtx {
         let type_id = self.type_of(TypeKind::Node, &nt.type_name);
-        let mut node = NodeCtx { name: name.to_string(), span, type_id, properties: IndexMap::new(), capabilities: IndexMap::new(), tpl: nt };
+        let mut node = NodeCtx { name: name.to_string(), span, type_id, properties: Rc::default(), capabilities: Rc::default(), tpl: nt };
         let Some(tid) = type_id else { return node };
         let flat = self.reg.flat_rc(tid);
         let owner = format!("node template `{name}`");
         let is_abstract = node.tpl.directives.iter().any(|d| d.value == "select" || d.value == "substitute");
-        node.properties = self.assign_values(&owner, span, &flat.properties, &node.tpl.properties, "property", !is_abstract);
+        node.properties = Rc::new(self.assign_values(&owner, span, &flat.properties, &node.tpl.properties, "property", !is_abstract));
         let _ = self.assign_values(&owner, node.tpl.type_name.span, &flat.attributes, &node.tpl.attributes, "attribute", false);
+        let mut capabilities = IndexMap::with_capacity(flat.capabilities.len());
+        let (no_defs, no_values) = (IndexMap::new(), syntax::Values::new());
         for (cname, cdef) in &flat.capabilities {
             let ctype = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value);
-            let defs = flat.capability_properties.get(cname).cloned().unwrap_or_default();
-            let empty = syntax::Values::new();
-            let given = node.tpl.capabilities.get(cname).map(|(_, a)| &a.properties).unwrap_or(&empty);
-            let props = self.assign_values(&format!("{owner}, capability `{cname}`"), node.tpl.type_name.span, &defs, given, "property", false);
-            node.capabilities.insert(cname.clone(), (ctype, props));
+            let defs = flat.capability_properties.get(cname).map(|d| &**d).unwrap_or(&no_defs);
+            let given = node.tpl.capabilities.get(cname).map(|(_, a)| &a.properties).unwrap_or(&no_values);
+            let props = self.assign_values(&format!("{owner}, capability `{cname}`"), node.tpl.type_name.span, defs, given, "property", false);
+            capabilities.insert(cname.clone(), (ctype, props));
         }
+        node.capabilities = Rc::new(capabilities);
         for (cname, (cspan, _)) in &node.tpl.capabilities {
             if !flat.capabilities.contains_key(cname) {
                 let help = did_you_mean(cname, flat.capabilities.keys().map(String::as_str), || format!("capabilities of `{}`: {}", node.tpl.type_name.value, flat.capabilities.keys().map(String::as_str).collect::<Vec<_>>().join(", ")));

@@ -84,16 +84,24 @@ impl Eval<'_, '_> {
     fn lookup(&mut self, n: usize, path: &[PathSeg], attribute: bool, depth: usize, report: bool) -> Result<Option<J>, ()> {
         let Some(tid) = self.ctx.nodes[n].type_id else { return Ok(None) };
         let Some(PathSeg::Name(first)) = path.first() else { return Err(()) };
-        let flat = self.ctx.reg.flat(tid);
+        // Shared, so that definitions are borrowed while `self` is used mutably.
+        let flat = self.ctx.reg.flat_rc(tid);
         let in_props = flat.properties.contains_key(&first.value);
         let in_attrs = attribute && flat.attributes.contains_key(&first.value);
         if in_props && !in_attrs {
-            let def = flat.properties.get(&first.value).cloned();
-            if let Some(def) = &def {
+            if let Some(def) = flat.properties.get(&first.value) {
                 self.check_nested_path(def, &path[1..], report)?;
             }
             let pv = self.ctx.nodes[n].properties.get(&first.value).cloned();
             let site = Site { node: Some(n), source: None, target: None };
+            // Fast path: a value without calls cannot fail to evaluate, so the field is read
+            // in place when the path leads to one (otherwise, as before: the whole value, then
+            // the path with its diagnostics).
+            if let Some(pv) = pv.as_deref().filter(|pv| !attribute && !has_call(pv)) {
+                if let Some(j) = pv_index(pv, &path[1..]) {
+                    return Ok(Some(j));
+                }
+            }
             let v = match pv {
                 Some(pv) => self.eval_pv(&pv, site, depth + 1),
                 None => Some(J::Null),
@@ -104,8 +112,8 @@ impl Eval<'_, '_> {
             };
         }
         if in_attrs {
-            if let Some(def) = flat.attributes.get(&first.value).cloned() {
-                self.check_nested_path(&def, &path[1..], report)?;
+            if let Some(def) = flat.attributes.get(&first.value) {
+                self.check_nested_path(def, &path[1..], report)?;
             }
             return Ok(None);
         }
@@ -135,7 +143,7 @@ impl Eval<'_, '_> {
             let pv = self.ctx.nodes[n].capabilities.get(&first.value).and_then(|(_, p)| p.get(&second.value)).cloned();
             let site = Site { node: Some(n), source: None, target: None };
             return Ok(match pv {
-                Some(pv) => self.eval_pv(&pv, site, depth + 1).and_then(|v| index(&v, &path[2..])),
+                Some(pv) => self.eval_at(&pv, &path[2..], site, depth + 1),
                 None => Some(J::Null),
             });
         }
@@ -262,11 +270,11 @@ impl Eval<'_, '_> {
             return None;
         }
         match c {
-            Expr::GetInput { name, path } => match self.ctx.inputs.get(&name.value).cloned() {
-                Some((def, _)) if !path.is_empty() && self.check_nested_path(&def, path, report).is_err() => None,
+            Expr::GetInput { name, path } => match self.ctx.inputs.get(&name.value).cloned().as_deref() {
+                Some((def, _)) if !path.is_empty() && self.check_nested_path(def, path, report).is_err() => None,
                 // Secrets are not copied into the topology: the call stays, resolved at apply.
-                Some((def, Some(_))) if is_sensitive(&self.ctx.reg, &def) => None,
-                Some((_, Some(pv))) => self.eval_pv(&pv, site, depth + 1).and_then(|v| index(&v, path)),
+                Some((def, Some(_))) if is_sensitive(&self.ctx.reg, def) => None,
+                Some((_, Some(pv))) => self.eval_at(pv, path, site, depth + 1),
                 Some((_, None)) => None,
                 None => {
                     if report {
@@ -380,6 +388,15 @@ impl Eval<'_, '_> {
         }
     }
 
+    /// `eval_pv` then `index`, without building the JSON of the whole value when it holds no
+    /// call (nothing in it can fail to evaluate then, so the result is the same).
+    fn eval_at(&mut self, pv: &PV, path: &[PathSeg], site: Site, depth: usize) -> Option<J> {
+        if !has_call(pv) {
+            return pv_index(pv, path);
+        }
+        self.eval_pv(pv, site, depth).and_then(|v| index(&v, path))
+    }
+
     /// Evaluates nested calls inside a value (no reporting: each call is checked at its own site).
     fn eval_pv(&mut self, pv: &PV, site: Site, depth: usize) -> Option<J> {
         match pv {
@@ -407,6 +424,39 @@ impl Eval<'_, '_> {
             None => expr_json(c),
         }
     }
+}
+
+fn has_call(pv: &PV) -> bool {
+    match pv {
+        PV::Json(_) => false,
+        PV::List(items) => items.iter().any(has_call),
+        PV::Map(m) => m.values().any(has_call),
+        PV::Call(_) => true,
+    }
+}
+
+/// The JSON of a value without calls (what `eval_pv` and `render` give for it).
+fn plain_json(pv: &PV) -> J {
+    match pv {
+        PV::Json(j) => j.clone(),
+        PV::List(items) => J::Array(items.iter().map(plain_json).collect()),
+        PV::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), plain_json(v))).collect()),
+        PV::Call(_) => unreachable!("plain_json of a value with calls"),
+    }
+}
+
+/// `index` on the JSON of a value without calls, reading the field in place.
+fn pv_index(pv: &PV, path: &[PathSeg]) -> Option<J> {
+    let mut cur = pv;
+    for (k, seg) in path.iter().enumerate() {
+        cur = match (seg, cur) {
+            (_, PV::Json(j)) => return index(j, &path[k..]),
+            (PathSeg::Name(n), PV::Map(m)) => m.get(&n.value)?,
+            (PathSeg::Index(i), PV::List(a)) => a.get(usize::try_from(i.value).ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(plain_json(cur))
 }
 
 fn index(v: &J, path: &[PathSeg]) -> Option<J> {
@@ -456,7 +506,8 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
         let flat = ev.ctx.reg.flat_rc(tid);
         let mut capabilities = IndexMap::new();
-        for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone() {
+        for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone().iter() {
+            let (cname, ctype) = (cname.clone(), *ctype);
             let cdef = &flat.capabilities[&cname];
             let rendered: IndexMap<String, J> = cprops.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
             capabilities.insert(

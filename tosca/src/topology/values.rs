@@ -11,7 +11,7 @@ use serde_json::Value as J;
 pub enum PV {
     Json(J),
     List(Vec<PV>),
-    Map(IndexMap<String, PV>),
+    Map(IndexMap<String, PV, rustc_hash::FxBuildHasher>),
     Call(Box<Call>),
 }
 

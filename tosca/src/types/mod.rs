@@ -49,9 +49,9 @@ pub struct Registry {
     entries: Vec<TypeEntry>,
     /// Name -> the type of that name for each kind (indexed by `TypeKind as usize`): lookups by
     /// `&str` without allocating, on the hot path of every check.
-    by_name: HashMap<String, [Option<TypeId>; 8]>,
+    by_name: HashMap<String, [Option<TypeId>; 8], rustc_hash::FxBuildHasher>,
     /// Short names and prefixed names; a real name always wins over an alias.
-    aliases: HashMap<String, [Option<TypeId>; 8]>,
+    aliases: HashMap<String, [Option<TypeId>; 8], rustc_hash::FxBuildHasher>,
     flat: Vec<std::rc::Rc<FlatType>>,
     replaceable: std::collections::HashSet<TypeId>,
 }

@@ -217,7 +217,7 @@ impl<'t> Checker<'t> {
             }
             YamlValue::Map(entries) => {
                 let mut m = IndexMap::new();
-                for (k, v) in entries {
+                for (k, v) in entries.iter() {
                     let key = key_text(k).unwrap_or_else(|| k.to_json().to_string());
                     let sub = join(path, &key);
                     let v = self.untyped(v, &sub, depth + 1, diags);
@@ -343,7 +343,7 @@ impl<'t> Checker<'t> {
             Primitive::Map => match &y.value {
                 Y::Map(entries) => {
                     let mut out = IndexMap::new();
-                    for (k, v) in entries {
+                    for (k, v) in entries.iter() {
                         let Some(key) = self.map_key(k, r.key, path, depth, diags) else {
                             continue;
                         };

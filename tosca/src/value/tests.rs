@@ -939,8 +939,8 @@ mod never_panics {
         .prop_map(move |v| Yaml::new(v, span));
         leaf.prop_recursive(4, 32, 5, move |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(move |v| Yaml::new(YamlValue::Seq(v), span)),
-                prop::collection::vec((inner.clone(), inner), 0..4).prop_map(move |v| Yaml::new(YamlValue::Map(v), span)),
+                prop::collection::vec(inner.clone(), 0..5).prop_map(move |v| Yaml::new(YamlValue::Seq(v.into()), span)),
+                prop::collection::vec((inner.clone(), inner), 0..4).prop_map(move |v| Yaml::new(YamlValue::Map(v.into()), span)),
             ]
         })
     }

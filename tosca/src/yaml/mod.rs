@@ -6,6 +6,9 @@
 
 use crate::diag::{codes, Diagnostic};
 use crate::source::{FileId, Span};
+use std::sync::Arc;
+
+mod fast;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Yaml {
@@ -22,9 +25,11 @@ pub enum YamlValue {
     Int(i64),
     Float(f64),
     Str(String),
-    Seq(Vec<Yaml>),
+    /// Collections are shared, not copied, when a value is cloned: the syntax tree, the
+    /// registry and the topology builder keep many values of the document they read.
+    Seq(Arc<[Yaml]>),
     /// Entries in document order. Duplicate keys are rejected by the parser.
-    Map(Vec<(Yaml, Yaml)>),
+    Map(Arc<[(Yaml, Yaml)]>),
 }
 
 impl Yaml {
@@ -151,10 +156,12 @@ impl Default for Limits {
 
 /// Parses one YAML document. The error is a located diagnostic; an empty document is `Null`.
 ///
-/// The tree is built from the events of serde-saphyr's YAML 1.2 parser (granit-parser, which
-/// serde-saphyr re-exports), not through serde: going through serde's data model with a span
-/// on every value made parsing five times slower on large templates. Typing follows the YAML
-/// 1.2 core schema; limits bound depth, aliases and what aliases expand to.
+/// Templates in the common block-style subset are read by a fast single-pass reader
+/// ([`fast`]); anything else (and every error) goes to the general path, which builds the tree
+/// from the events of serde-saphyr's YAML 1.2 parser (granit-parser, which serde-saphyr
+/// re-exports), not through serde: going through serde's data model with a span on every value
+/// made parsing five times slower on large templates. Both give the same tree. Typing follows
+/// the YAML 1.2 core schema; limits bound depth, aliases and what aliases expand to.
 pub fn parse(file: FileId, text: &str, limits: &Limits) -> Result<Yaml, Diagnostic> {
     let mut diags = crate::Diagnostics::new();
     match parse_all(file, text, limits, &mut diags) {
@@ -196,7 +203,53 @@ fn parse_document(file: FileId, text: &str, limits: &Limits, diags: &mut crate::
         )
         .help(codes::NOT_TEXT.help));
     }
+    if let Ok(y) = parse_fast(file, text, limits, diags) {
+        return Ok(y);
+    }
+    parse_general(file, text, limits, diags)
+}
+
+/// The fast path ([`fast`]): `Err` when the text is outside its subset (nothing reported then).
+fn parse_fast(file: FileId, text: &str, limits: &Limits, diags: &mut crate::Diagnostics) -> Result<Yaml, fast::Bail> {
+    let (y, dups) = fast::parse(file, text, limits.max_depth)?;
+    for dup in dups {
+        diags.push(duplicate_key(&dup));
+    }
+    Ok(y)
+}
+
+/// The general path: serde-saphyr's event parser, for everything.
+fn parse_general(file: FileId, text: &str, limits: &Limits, diags: &mut crate::Diagnostics) -> Result<Yaml, Diagnostic> {
     Builder { file, text, limits, anchors: HashMap::new(), aliases: 0, alias_nodes: 0, diags }.document()
+}
+
+/// For tests that compare the two paths (`tests/yaml_fast.rs`): the fast path alone (`None`
+/// when it hands over to the general one) and the general path alone, each as [`parse_all`].
+#[doc(hidden)]
+pub fn parse_all_fast_only(file: FileId, text: &str, limits: &Limits, diags: &mut crate::Diagnostics) -> Option<Yaml> {
+    if text.len() > limits.max_file_size || text.contains('\0') {
+        return None;
+    }
+    parse_fast(file, text, limits, diags).ok()
+}
+
+#[doc(hidden)]
+pub fn parse_all_general_only(file: FileId, text: &str, limits: &Limits, diags: &mut crate::Diagnostics) -> Option<Yaml> {
+    if text.len() > limits.max_file_size || text.contains('\0') {
+        return parse_all(file, text, limits, diags);
+    }
+    match parse_general(file, text, limits, diags) {
+        Ok(y) => Some(y),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+fn duplicate_key(dup: &Yaml) -> Diagnostic {
+    let name = dup.scalar_text().unwrap_or_default();
+    Diagnostic::new(&codes::DUPLICATE_KEY, dup.span, format!("duplicate mapping key `{name}`; its first value is used")).help(codes::DUPLICATE_KEY.help)
 }
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span as PSpan, Tag};
@@ -317,15 +370,13 @@ impl Builder<'_> {
                 Event::SequenceEnd | Event::MappingEnd => {
                     let Some(frame) = stack.pop() else { continue };
                     let (y, anchor) = match frame {
-                        Frame::Seq { span, anchor, items } => (Yaml::new(YamlValue::Seq(items), span), anchor),
+                        Frame::Seq { span, anchor, items } => (Yaml::new(YamlValue::Seq(items.into()), span), anchor),
                         Frame::Map { span, anchor, mut entries, merges, .. } => {
                             for dup in remove_duplicates(&mut entries) {
-                                let name = dup.scalar_text().unwrap_or_default();
-                                let d = self.error(&codes::DUPLICATE_KEY, dup.span, format!("duplicate mapping key `{name}`; its first value is used"));
-                                self.diags.push(d);
+                                self.diags.push(duplicate_key(&dup));
                             }
                             self.merge(&mut entries, merges)?;
-                            (Yaml::new(YamlValue::Map(entries), span), anchor)
+                            (Yaml::new(YamlValue::Map(entries.into()), span), anchor)
                         }
                     };
                     if anchor != 0 {
@@ -380,14 +431,14 @@ impl Builder<'_> {
         for m in merges {
             let sources: Vec<Yaml> = match m.value {
                 YamlValue::Map(_) => vec![m],
-                YamlValue::Seq(items) => items,
+                YamlValue::Seq(items) => items.to_vec(),
                 _ => return Err(self.error(&codes::YAML_SYNTAX, m.span, "a merge key `<<` takes a mapping or a list of mappings")),
             };
             for src in sources {
                 let YamlValue::Map(src_entries) = src.value else {
                     return Err(self.error(&codes::YAML_SYNTAX, src.span, "a merge key `<<` takes a mapping or a list of mappings"));
                 };
-                merged.extend(src_entries);
+                merged.extend(src_entries.iter().cloned());
             }
         }
         let mut seen: HashSet<KeyRef<'_>> = entries.iter().filter_map(|(k, _)| KeyRef::of(k)).collect();
@@ -468,18 +519,23 @@ impl<'a> KeyRef<'a> {
 /// Removes entries whose key repeats an earlier one and returns those keys. Small mappings
 /// compare pairwise (no allocation); large ones (e.g. 100k node templates) use a set.
 fn remove_duplicates(entries: &mut Vec<(Yaml, Yaml)>) -> Vec<Yaml> {
-    let dup_at: Vec<usize> = if entries.len() <= 16 {
+    let dup_at = duplicate_indexes(entries);
+    // Remove from the back so earlier indexes stay valid, then report in document order.
+    let mut removed: Vec<Yaml> = dup_at.into_iter().rev().map(|i| entries.remove(i).0).collect();
+    removed.reverse();
+    removed
+}
+
+/// Indexes of the entries whose key repeats an earlier one (no allocation when there is none).
+fn duplicate_indexes(entries: &[(Yaml, Yaml)]) -> Vec<usize> {
+    if entries.len() <= 16 {
         (0..entries.len())
             .filter(|&i| KeyRef::of(&entries[i].0).is_some_and(|id| entries[..i].iter().any(|(p, _)| KeyRef::of(p).as_ref() == Some(&id))))
             .collect()
     } else {
         let mut seen = HashSet::with_capacity(entries.len());
         (0..entries.len()).filter(|&i| KeyRef::of(&entries[i].0).is_some_and(|id| !seen.insert(id))).collect()
-    };
-    // Remove from the back so earlier indexes stay valid, then report in document order.
-    let mut removed: Vec<Yaml> = dup_at.into_iter().rev().map(|i| entries.remove(i).0).collect();
-    removed.reverse();
-    removed
+    }
 }
 
 /// The YAML 1.2 core schema for plain scalars: null, booleans, integers (decimal, 0o, 0x) and

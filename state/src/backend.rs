@@ -1,0 +1,87 @@
+//! The backend trait every state store implements (local file here; HTTP, S3, PostgreSQL and
+//! etcd later), and the lock record they share.
+
+use crate::doc::{JournalEntry, StateDoc};
+use serde::{Deserialize, Serialize};
+
+/// Who holds a state lock and why (the fields of Terraform's LockInfo, same JSON names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// `plan`, `apply`, `destroy`, `refresh`, `state-push`, ...
+    #[serde(rename = "Operation")]
+    pub operation: String,
+    #[serde(rename = "Info", default)]
+    pub info: String,
+    /// `user@host`.
+    #[serde(rename = "Who")]
+    pub who: String,
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// RFC 3339.
+    #[serde(rename = "Created")]
+    pub created: String,
+    /// The state's location (file path, URL, key).
+    #[serde(rename = "Path")]
+    pub path: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state at {location}: {message}")]
+    Read { location: String, message: String },
+    #[error("cannot write state at {location}: {message}")]
+    Write { location: String, message: String },
+    #[error("state at {location} is not valid: {message}")]
+    Corrupt { location: String, message: String },
+    #[error("{0}")]
+    Lock(#[from] LockError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Somebody else holds the lock.
+    #[error("the state is locked by another operation (lock ID {})", .0.id)]
+    Held(Box<LockInfo>),
+    #[error("cannot lock the state at {location}: {message}")]
+    Failed { location: String, message: String },
+    #[error("no lock with ID {id} is held on {location}")]
+    NotHeld { location: String, id: String },
+}
+
+/// A place where one state document lives, with a lock around read-modify-write cycles.
+///
+/// Synchronous on purpose: callers on an async runtime run it on a blocking thread (the applier
+/// funnels all writes through one writer thread), and each backend picks its own client.
+pub trait StateBackend: Send + Sync {
+    /// Where the state lives, for messages and `LockInfo::path`.
+    fn location(&self) -> String;
+
+    /// The current document (a journal left by an interrupted run is replayed), or `None` when
+    /// no state exists yet.
+    fn read(&self) -> Result<Option<StateDoc>, StateError>;
+
+    /// Replaces the whole document atomically (and keeps the previous one as a backup where the
+    /// backend can). Any journal is folded in: after `write`, `read` returns exactly `doc`.
+    fn write(&self, doc: &StateDoc) -> Result<(), StateError>;
+
+    /// Persists one change cheaply. `doc` is the state after `entry`, for backends without a
+    /// journal, which fall back to a full `write` (still correct, but O(N) per change).
+    fn append(&self, doc: &StateDoc, entry: &JournalEntry) -> Result<(), StateError> {
+        let _ = entry;
+        self.write(doc)
+    }
+
+    /// Takes the lock, or fails at once with `LockError::Held` naming the holder.
+    fn lock(&self, info: &LockInfo) -> Result<(), LockError>;
+
+    /// Releases the lock this process took with `id`.
+    fn unlock(&self, id: &str) -> Result<(), LockError>;
+
+    /// Who holds the lock now, if anyone.
+    fn lock_holder(&self) -> Result<Option<LockInfo>, LockError>;
+
+    /// Breaks a lock held by someone else, if its ID is `id`.
+    fn force_unlock(&self, id: &str) -> Result<(), LockError>;
+}
