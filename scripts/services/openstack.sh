@@ -133,7 +133,7 @@ apt_install() {
   [ $rc = 0 ] || { tail -n 30 "$LOGD/apt.log" >&2; die "apt-get install failed ($rc), see $LOGD/apt.log"; }
 }
 PKGS=(keystone placement-api glance-api nova-api nova-conductor nova-scheduler
-      neutron-server neutron-plugin-ml2 uwsgi-plugin-python3 python3-psycopg2 curl)
+      neutron-server uwsgi-plugin-python3 python3-psycopg2 curl)
 [ "$CINDER" = real ] && PKGS+=(cinder-api cinder-scheduler)   # cinder-volume's deb wants lvm2/tgt: not installed
 apt_install "${PKGS[@]}"
 
@@ -329,6 +329,10 @@ region_name = RegionOne
 valid_interfaces = public
 $(svcauth neutron neutron)
 $CINDER_NOVA
+# a service token with nova's requests: cinder (since the 2023 CVE-2023-2088 fix) lets only
+# nova delete the attachments of a server (detach, server delete)
+$(svcauth service_user nova)
+send_service_user_token = true
 [oslo_concurrency]
 lock_path = /var/lib/nova/tmp
 [vnc]
@@ -513,10 +517,13 @@ else
 fi
 
 log "waiting for the APIs, nova-compute and the hypervisor"
-( sleep 30; runuser -u nova -- nova-manage cell_v2 discover_hosts >>"$LOGD/manage.log" 2>&1 ) &
-DISCOVER=$!
-"$PY" "$LIB/os_setup.py" wait || { kill "$DISCOVER" 2>/dev/null; die "stack not healthy (logs in $LOGD)"; }
-kill "$DISCOVER" 2>/dev/null || true
+# nova-scheduler maps new compute hosts into cell1 every 5 s (discover_hosts_in_cells_interval);
+# nova-manage is the fallback when that has not happened within a minute
+if ! ROSCA_OS_WAIT=60 "$PY" "$LIB/os_setup.py" wait; then
+  log "running nova-manage cell_v2 discover_hosts, waiting again"
+  as nova nova-manage cell_v2 discover_hosts || true
+  ROSCA_OS_WAIT=240 "$PY" "$LIB/os_setup.py" wait || die "stack not healthy (logs in $LOGD)"
+fi
 "$PY" "$LIB/os_setup.py" fixtures || die "fixtures failed (logs in $LOGD)"
 if [ "$VERIFY" = 1 ] || { [ "$VERIFY" = auto ] && [ $STARTED = 1 ]; }; then
   log "verifying: server with a port, floating IP$([ "$CINDER" = real ] && echo ', volume attach')"

@@ -315,6 +315,7 @@ def verify():
     img = glance.get("/v2/images", params={"name": "cirros-fake"}).json()["images"][0]["id"]
     net = neutron.get("/v2.0/networks", params={"name": "private"}).json()["networks"][0]["id"]
     pub = neutron.get("/v2.0/networks", params={"name": "public"}).json()["networks"][0]["id"]
+    cleanup_verify(sess)
     t = time.time()
     srv = nova.post("/servers", json={"server": {"name": "rosca-verify", "imageRef": img, "flavorRef": "1",
                                                 "networks": [{"uuid": net}]}}).json()["server"]["id"]
@@ -353,10 +354,10 @@ def verify():
                 log("volume detached")
             finally:
                 try:
-                    poll("volume settle", vstatus, ("available", "error"), timeout=60)
-                except SystemExit:
-                    pass
-                cinder.delete("/volumes/%s" % vid)
+                    poll("volume settle", vstatus, ("available", "error"), timeout=30)
+                    cinder.delete("/volumes/%s" % vid)
+                except (SystemExit, ks_exc.HttpError) as e:
+                    log("could not delete volume %s (%s); the next verify removes it" % (vid, e))
     finally:
         nova.delete("/servers/%s" % sid)
 
@@ -366,6 +367,31 @@ def verify():
         poll("server delete", gone, (404,), timeout=120)
     log("verify ok: server with port ACTIVE + address, floating IP"
         + (", volume attach/detach" if CINDER else "") + ", all deleted")
+
+
+def cleanup_verify(sess):
+    """Removes what an interrupted verify left behind (server and volume named rosca-verify)."""
+    nova = api(sess, "compute")
+    for s in nova.get("/servers", params={"name": "^rosca-verify$"}).json()["servers"]:
+        log("removing leftover server %s" % s["id"])
+        nova.delete("/servers/%s" % s["id"])
+        poll("leftover server delete",
+             lambda: api(sess, "compute", raise_exc=False).get("/servers/%s" % s["id"]).status_code,
+             (404,), timeout=120)
+    if not CINDER:
+        return
+    cinder = api(sess, "volumev3", default_microversion="3.44")
+    for v in cinder.get("/volumes/detail", params={"name": "rosca-verify"}).json()["volumes"]:
+        log("removing leftover volume %s (%s)" % (v["id"], v["status"]))
+        if v["status"] not in ("available", "error"):
+            cinder.post("/volumes/%s/action" % v["id"], json={"os-reset_status": {
+                "status": "available", "attach_status": "detached"}})
+            for a in v.get("attachments") or []:
+                try:
+                    cinder.delete("/attachments/%s" % a["attachment_id"])
+                except ks_exc.HttpError:
+                    pass
+        cinder.delete("/volumes/%s" % v["id"])
 
 
 if __name__ == "__main__":
