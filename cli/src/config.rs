@@ -18,6 +18,9 @@ pub struct Config {
     pub apply: ApplyConfig,
     #[serde(default)]
     pub server: ServerConfig,
+    /// Named sites (clouds, clusters) that realize nodes: `[sites.NAME]` with a `kind`.
+    #[serde(default)]
+    pub sites: std::collections::BTreeMap<String, toml::Table>,
     /// Directory of the config file: relative paths in it are resolved against it.
     #[serde(skip)]
     pub base: PathBuf,
@@ -93,6 +96,43 @@ pub struct ServerConfig {
 }
 
 impl Config {
+    /// A provider for every `[sites.NAME]`, named after its site, plus `openstack` (the
+    /// `OS_CLOUD` cloud or the `OS_*` environment) unless a site has that name.
+    pub fn sites(&self) -> Result<Vec<(String, std::sync::Arc<dyn providers::Provider>)>, String> {
+        let mut out: Vec<(String, std::sync::Arc<dyn providers::Provider>)> = Vec::new();
+        for (name, table) in &self.sites {
+            let mut table = table.clone();
+            let kind = match table.remove("kind") {
+                Some(toml::Value::String(k)) => k,
+                Some(_) => return Err(format!("rosca.toml [sites.{name}]: `kind` must be a string such as \"openstack\"")),
+                None => return Err(format!("rosca.toml [sites.{name}]: no `kind`; add kind = \"openstack\"")),
+            };
+            match kind.as_str() {
+                #[cfg(feature = "openstack")]
+                "openstack" => {
+                    use providers::openstack::{config::SECRET_KEYS, OpenStackProvider, SiteConfig};
+                    use serde::Deserialize;
+                    if let Some(k) = table.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
+                        return Err(format!(
+                            "rosca.toml [sites.{name}]: `{k}` is a secret and does not belong in rosca.toml; put it in an environment variable and name it with secret_env = \"VAR\" (or secret_file = \"PATH\")"
+                        ));
+                    }
+                    let mut site = SiteConfig::deserialize(toml::Value::Table(table)).map_err(|e| format!("rosca.toml [sites.{name}]: {}", e.message()))?;
+                    site.clouds_file = site.clouds_file.map(|p| self.resolve(&p));
+                    site.secret_file = site.secret_file.map(|p| self.resolve(&p));
+                    out.push((name.clone(), std::sync::Arc::new(OpenStackProvider::new(name, site)?)));
+                }
+                other => return Err(format!("rosca.toml [sites.{name}]: unknown kind `{other}` (known: openstack)")),
+            }
+        }
+        #[cfg(feature = "openstack")]
+        if !self.sites.contains_key("openstack") {
+            let p = providers::openstack::OpenStackProvider::new("openstack", Default::default())?;
+            out.push(("openstack".to_string(), std::sync::Arc::new(p)));
+        }
+        Ok(out)
+    }
+
     /// `path` when given (must exist), else `./rosca.toml` when present, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, String> {
         let (path, required) = match path {

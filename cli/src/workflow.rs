@@ -98,6 +98,9 @@ impl Workspace {
     pub fn registry(&self) -> Result<Registry, String> {
         let mut r = Registry::new(self.config.providers.default.clone().unwrap_or_else(|| "local".into()));
         r.add("local", Arc::new(providers::local::LocalProvider::with_workdir(&self.workdir)) as Arc<dyn Provider>);
+        for (name, site) in self.config.sites()? {
+            r.add(name, site);
+        }
         for (ty, p) in &self.config.providers.types {
             if r.get(p).is_none() {
                 return Err(format!("rosca.toml [providers.types]: `{ty}` maps to provider `{p}`, which is not available (available: {})", r.names().collect::<Vec<_>>().join(", ")));
@@ -384,9 +387,23 @@ pub fn stale_reason(plan: &Plan, current: &StateDoc) -> Option<String> {
     None
 }
 
+/// Asks every provider the plan changes something with whether it can work (credentials,
+/// endpoints), so a wrong password stops the apply before anything is created.
+fn preflight(plan: &Plan, registry: &Registry, rt: &tokio::runtime::Runtime) -> Result<(), Failure> {
+    let used: std::collections::BTreeSet<&str> =
+        plan.changes.iter().filter(|c| c.action != planner::Action::NoOp).map(|c| c.provider.as_str()).collect();
+    for name in used {
+        if let Some(p) = registry.get(name) {
+            rt.block_on(p.preflight()).map_err(|e| Failure::Invalid(format!("{}; nothing was changed", e.message)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies `plan` with state persisted through a writer; returns the report and final state.
 pub fn run_apply(ws: &Workspace, plan: &Plan, prior: StateDoc, refreshed: &StateDoc, parallelism: usize, rt: &tokio::runtime::Runtime, observer: Arc<dyn planner::Observer>) -> Result<(planner::ApplyReport, StateDoc), Failure> {
     let registry = ws.registry()?;
+    preflight(plan, &registry, rt)?;
     let writer = StateWriter::new(ws.backend.clone(), prior.clone());
     // What refresh found is recorded first, so the state matches reality before any change.
     for d in &plan.drift {

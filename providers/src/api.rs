@@ -184,6 +184,12 @@ impl ProviderError {
 pub trait Provider: Send + Sync {
     fn schema(&self) -> &ProviderSchema;
 
+    /// Checks that the provider can work at all (credentials accepted, endpoints reachable)
+    /// before an apply starts, so a wrong password fails before anything is created.
+    fn preflight<'a>(&'a self) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn create<'a>(&'a self, req: &'a ApplyRequest) -> BoxFuture<'a, Result<Realized, ProviderError>>;
 
     /// In-place update; `operations` are the lifecycle operations the plan says to re-run.

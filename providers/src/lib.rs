@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod local;
+#[cfg(feature = "openstack")]
+pub mod openstack;
 
 pub use api::{
     ApplyRequest, BoxFuture, HostRef, OperationSpec, Provider, ProviderError, ProviderSchema,
