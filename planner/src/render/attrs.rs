@@ -123,7 +123,8 @@ fn block_style(path: &[String]) -> bool {
 fn diff(ctx: &Ctx<'_>, path: &mut Vec<String>, b: Option<&Value>, a: Option<&Value>, unk: &Value, bs: &Value, as_: &Value) -> Node {
     let forces = ctx.replace_paths.iter().any(|p| p == path);
     let key = path.last().map(|k| fmt_key(k)).unwrap_or_default();
-    if !is_true(unk) && is_map(b) && is_map(a) && (nonempty_map(b) || nonempty_map(a)) {
+    let literal = |v: Option<&Value>| v.is_some_and(|v| super::text::literal(v).is_some());
+    if !is_true(unk) && is_map(b) && is_map(a) && (nonempty_map(b) || nonempty_map(a)) && !literal(b) && !literal(a) {
         return block(ctx, path, key, forces, b, a, unk, bs, as_);
     }
     let long_list = !is_true(unk)

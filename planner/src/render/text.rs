@@ -110,6 +110,7 @@ fn write_value(out: &mut String, v: &Value, unknown: &Value, sensitive: &Value) 
             out.push(']');
         }
         Value::Object(m) if m.is_empty() => out.push_str("{}"),
+        Value::Object(_) if literal(v).is_some() => out.push_str(&literal(v).unwrap_or_default()),
         Value::Object(m) => {
             out.push_str("{ ");
             for (i, (k, x)) in m.iter().enumerate() {
@@ -124,6 +125,23 @@ fn write_value(out: &mut String, v: &Value, unknown: &Value, sensitive: &Value) 
         }
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// TOSCA values the front-end stores as objects but users write as one token: a scalar-unit
+/// (`{value, unit, normalized, base_unit}`, shown `1.5 GB`) and a version (`{version, major,
+/// ...}`, shown `22.04`).
+pub(crate) fn literal(v: &Value) -> Option<String> {
+    let m = v.as_object()?;
+    let has = |keys: &[&str]| m.len() == keys.len() && keys.iter().all(|k| m.contains_key(*k));
+    if has(&["value", "unit", "normalized", "base_unit"]) {
+        let value = m.get("value")?;
+        let unit = m.get("unit")?.as_str()?;
+        return Some(format!("{value} {unit}"));
+    }
+    if has(&["version", "major", "minor", "fix", "qualifier", "build"]) {
+        return m.get("version")?.as_str().map(str::to_string);
+    }
+    None
 }
 
 /// A map key: bare when it is a plain identifier, JSON-quoted otherwise (so it never holds a
@@ -315,5 +333,19 @@ pub(crate) fn drift_mask(plan: &Plan, address: &str) -> Value {
     match plan.changes.iter().find(|c| c.address == address) {
         Some(c) => union_mask(&c.before_sensitive, &c.after_sensitive),
         None => TRUE.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scalar_units_and_versions_read_as_written() {
+        let host = json!({"mem_size": {"value": 1.5, "unit": "GB", "normalized": 1500000000, "base_unit": "B"}, "v": {"version": "22.04", "major": 22, "minor": 4, "fix": 0, "qualifier": null, "build": null}});
+        assert_eq!(fmt_value(&host, &NULL, &NULL), "{ mem_size = 1.5 GB, v = 22.04 }");
+        // An object that merely has a `value` key stays an object.
+        assert_eq!(fmt_value(&json!({"value": 1, "unit": "x"}), &NULL, &NULL), "{ value = 1, unit = \"x\" }");
     }
 }
