@@ -22,6 +22,17 @@ if [ "${ROSCA_SKIP_PG:-0}" != 1 ] && [ -z "${ROSCA_TEST_PG_URL:-}" ]; then
 fi
 # Incremental artifacts only pay off when rebuilding; a one-shot run (CI) would just store them.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# OpenStack for the provider's end-to-end tests (cli/tests/openstack.rs): Keystone, Nova (fake
+# compute driver), Glance, Neutron and Cinder from Debian's packages, installed and started by
+# scripts/services/openstack.sh (root needed). ROSCA_SKIP_OPENSTACK=1 skips them.
+if [ "${ROSCA_SKIP_OPENSTACK:-0}" != 1 ] && [ -z "${ROSCA_TEST_OPENSTACK_CLOUDS:-}" ]; then
+  if ! os_env=$(scripts/services/openstack.sh); then
+    echo "OpenStack could not be started (see the lines above; set ROSCA_SKIP_OPENSTACK=1 to skip its tests)" >&2
+    exit 2
+  fi
+  ROSCA_TEST_OPENSTACK_CLOUDS="$(dirname "$os_env")/clouds.yaml"
+  export ROSCA_TEST_OPENSTACK_CLOUDS
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -55,6 +55,8 @@ pub fn run(args: ServeArgs, config: Config) -> Result<ExitCode, String> {
         workers: args.workers.or(sc.workers).unwrap_or(4),
         parallelism: config.apply.parallelism.unwrap_or(10),
         provider_types: config.providers.types.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        default_provider: config.providers.default.clone().unwrap_or_else(|| "local".into()),
+        sites: config.sites()?,
         operation_timeout: config.apply.timeout.as_deref().map(state::parse_duration).transpose().map_err(|e| format!("rosca.toml [apply] timeout: {e}"))?.unwrap_or(Duration::from_secs(600)),
         grace: Duration::from_secs(30),
     };

@@ -53,6 +53,10 @@ pub struct EngineSettings {
     pub workers: usize,
     pub parallelism: usize,
     pub provider_types: Vec<(String, String)>,
+    /// Provider for node types not mapped (`local` by default).
+    pub default_provider: String,
+    /// Providers of the configured sites (shared by every deployment), by name.
+    pub sites: Vec<(String, Arc<dyn providers::Provider>)>,
     pub operation_timeout: Duration,
     /// How long a stopping server waits for running jobs before handing them back.
     pub grace: Duration,
@@ -67,6 +71,8 @@ impl Default for EngineSettings {
             workers: 4,
             parallelism: 10,
             provider_types: Vec::new(),
+            default_provider: "local".to_string(),
+            sites: Vec::new(),
             operation_timeout: Duration::from_secs(600),
             grace: Duration::from_secs(30),
         }
@@ -107,8 +113,11 @@ impl Engine {
     /// The providers for one deployment (the local provider keeps its sandboxes in the
     /// deployment's own directory, and finds them there after a crash).
     pub fn registry(&self, deployment: &str) -> Registry {
-        let mut r = Registry::new("local");
+        let mut r = Registry::new(self.settings.default_provider.clone());
         r.add("local", Arc::new(providers::local::LocalProvider::with_workdir(self.workdir(deployment))) as Arc<dyn providers::Provider>);
+        for (name, p) in &self.settings.sites {
+            r.add(name.clone(), p.clone());
+        }
         for (t, p) in &self.settings.provider_types {
             r.map_type(t.clone(), p.clone());
         }

@@ -116,14 +116,20 @@ impl RestEndpoint for Endpoint<'_> {
         }
     }
 
+    /// The major version whose endpoint the catalog and discovery give.
     fn api_version(&self) -> Option<ApiVersion> {
-        None
+        Some(match self.call.service {
+            Service::Compute => ApiVersion::new(2, 1),
+            Service::Image | Service::Network => ApiVersion::new(2, 0),
+            Service::BlockStorage => ApiVersion::new(3, 0),
+        })
     }
 
+    /// The microversion to negotiate (`OpenStack-API-Version`).
     fn min_version(&self) -> Option<ApiVersion> {
         match self.call.service {
             Service::Compute => Some(ApiVersion::new(COMPUTE_MICROVERSION.0, COMPUTE_MICROVERSION.1)),
-            _ => None,
+            _ => self.api_version(),
         }
     }
 }

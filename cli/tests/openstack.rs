@@ -1,0 +1,319 @@
+//! End to end through the `rosca` binary against a real OpenStack on 127.0.0.1 (Keystone,
+//! Nova with the fake compute driver, Glance, Neutron, Cinder), started by
+//! scripts/services/openstack.sh; `scripts/test.sh` exports ROSCA_TEST_OPENSTACK_CLOUDS (its
+//! clouds.yaml). What the tests check in the cloud they read with their own small client
+//! ([`Cloud`]), not through the provider.
+
+mod util;
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use util::{example, show, stderr, stdout, Workdir};
+
+/// The testbed's clouds.yaml, or None when the run chose to skip OpenStack.
+fn clouds_file() -> Option<PathBuf> {
+    match std::env::var("ROSCA_TEST_OPENSTACK_CLOUDS") {
+        Ok(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ if std::env::var("ROSCA_SKIP_OPENSTACK").as_deref() == Ok("1") => {
+            eprintln!("ROSCA_SKIP_OPENSTACK=1: OpenStack tests skipped");
+            None
+        }
+        _ => panic!("ROSCA_TEST_OPENSTACK_CLOUDS is not set: run the tests with scripts/test.sh (which starts OpenStack) or set ROSCA_SKIP_OPENSTACK=1"),
+    }
+}
+
+/// A minimal admin client: Keystone password auth, then plain GETs and a few actions.
+struct Cloud {
+    http: reqwest::blocking::Client,
+    token: String,
+    endpoints: std::collections::BTreeMap<String, String>,
+}
+
+impl Cloud {
+    fn connect(clouds: &PathBuf, name: &str) -> Cloud {
+        let text = std::fs::read_to_string(clouds).unwrap();
+        let doc: Value = serde_saphyr::from_str(&text).unwrap();
+        let auth = &doc["clouds"][name]["auth"];
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": auth["username"], "password": auth["password"], "domain": {"name": auth["user_domain_name"]}}}},
+            "scope": {"project": {"name": auth["project_name"], "domain": {"name": auth["project_domain_name"]}}}
+        }});
+        let url = format!("{}/auth/tokens", auth["auth_url"].as_str().unwrap().trim_end_matches('/'));
+        let rsp = http.post(&url).json(&body).send().unwrap();
+        assert_eq!(rsp.status().as_u16(), 201, "Keystone auth for the test client");
+        let token = rsp.headers()["x-subject-token"].to_str().unwrap().to_string();
+        let cat: Value = rsp.json().unwrap();
+        let mut endpoints = std::collections::BTreeMap::new();
+        for svc in cat["token"]["catalog"].as_array().unwrap() {
+            for ep in svc["endpoints"].as_array().unwrap() {
+                if ep["interface"] == "public" {
+                    endpoints.insert(svc["type"].as_str().unwrap().to_string(), ep["url"].as_str().unwrap().trim_end_matches('/').to_string());
+                }
+            }
+        }
+        Cloud { http, token, endpoints }
+    }
+
+    fn url(&self, service: &str, path: &str) -> String {
+        let base = match service {
+            "network" => format!("{}/v2.0", self.endpoints["network"]),
+            "volume" => self.endpoints.get("volumev3").or(self.endpoints.get("block-storage")).cloned().expect("a Cinder endpoint"),
+            s => self.endpoints[s].clone(),
+        };
+        format!("{base}/{path}")
+    }
+
+    /// GET; None on 404.
+    fn get(&self, service: &str, path: &str) -> Option<Value> {
+        let rsp = self.http.get(self.url(service, path)).header("X-Auth-Token", &self.token).header("OpenStack-API-Version", "compute 2.47").send().unwrap();
+        if rsp.status().as_u16() == 404 {
+            return None;
+        }
+        assert!(rsp.status().is_success(), "GET {service} {path}: {}", rsp.status());
+        Some(rsp.json().unwrap())
+    }
+
+    fn post(&self, service: &str, path: &str, body: Value) {
+        let rsp = self.http.post(self.url(service, path)).header("X-Auth-Token", &self.token).json(&body).send().unwrap();
+        assert!(rsp.status().is_success(), "POST {service} {path}: {} {}", rsp.status(), rsp.text().unwrap_or_default());
+    }
+
+    fn delete(&self, service: &str, path: &str) {
+        let rsp = self.http.delete(self.url(service, path)).header("X-Auth-Token", &self.token).send().unwrap();
+        assert!(rsp.status().is_success() || rsp.status().as_u16() == 404, "DELETE {service} {path}: {}", rsp.status());
+    }
+
+    fn server(&self, id: &str) -> Option<Value> {
+        self.get("compute", &format!("servers/{id}")).map(|v| v["server"].clone()).filter(|s| s["status"] != "DELETED")
+    }
+
+    fn wait_server(&self, id: &str, status: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.server(id);
+            match &s {
+                Some(s) if s["status"] == status && s["OS-EXT-STS:task_state"].is_null() => return s.clone(),
+                None if status == "gone" => return Value::Null,
+                _ => {}
+            }
+            assert!(start.elapsed() < Duration::from_secs(180), "server {id} never reached {status}: {s:?}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn workdir(name: &str, clouds: &PathBuf) -> Workdir {
+    let w = Workdir::new(name);
+    w.write(
+        "rosca.toml",
+        &format!("[providers]\ndefault = \"cloud\"\n\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\nwait_timeout = \"3m\"\n", clouds.display()),
+    );
+    w
+}
+
+fn ids_of(w: &Workdir, prefix: &str) -> Vec<String> {
+    w.state()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["address"].as_str().unwrap().starts_with(prefix))
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn private_of(w: &Workdir, address: &str) -> Value {
+    w.resource(address).unwrap_or_else(|| panic!("{address} in state"))["private"].clone()
+}
+
+#[test]
+fn servers_volumes_and_floating_ips_through_their_whole_life() {
+    let Some(clouds) = clouds_file() else { return };
+    let cloud = Cloud::connect(&clouds, "rosca-test");
+    let w = workdir("os-life", &clouds);
+    let t = example("openstack/two_servers.yaml");
+
+    // Apply: two servers of different flavors, a volume attached to the head, a floating IP.
+    w.ok(&["apply", &t, "--auto-approve"]);
+    let head_id = ids_of(&w, "head")[0].clone();
+    let worker_id = ids_of(&w, "worker")[0].clone();
+    let volume_id = ids_of(&w, "data")[0].clone();
+    let head = cloud.wait_server(&head_id, "ACTIVE");
+    let worker = cloud.wait_server(&worker_id, "ACTIVE");
+    assert_eq!(head["flavor"]["original_name"], "m1.medium", "2 vCPU, 1 GiB");
+    assert_eq!(worker["flavor"]["original_name"], "m1.tiny", "1 vCPU, 128 MB");
+    let vol = cloud.get("volume", &format!("volumes/{volume_id}")).unwrap();
+    assert_eq!(vol["volume"]["status"], "in-use");
+    assert_eq!(vol["volume"]["attachments"][0]["server_id"], head_id.as_str());
+    let outputs = w.state()["outputs"].clone();
+    let public = outputs["head_public_address"]["value"].as_str().expect("a public address").to_string();
+    assert!(public.starts_with("172.24.4."), "a floating IP from the external network: {public}");
+    assert!(outputs["head_private_address"]["value"].as_str().unwrap().starts_with("10.0.0."), "{outputs}");
+    let fip = private_of(&w, "head")["floating_ip"].as_str().unwrap().to_string();
+    let sg = private_of(&w, "head")["security_group"].as_str().unwrap().to_string();
+    let rules = cloud.get("network", &format!("security-group-rules?security_group_id={sg}&direction=ingress")).unwrap();
+    assert!(rules["security_group_rules"].as_array().unwrap().iter().any(|r| r["port_range_min"] == 22), "{rules}");
+
+    // Re-plan: nothing to do.
+    let out = w.run(&["plan", &t, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // More CPUs: an in-place resize, said so in the plan.
+    let out = w.run(&["plan", &t, "-i", "worker_cpus=2", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(text.contains("~ update in-place"), "{text}");
+    assert!(text.contains("resize"), "{text}");
+    assert!(text.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{text}");
+    w.ok(&["apply", &t, "-i", "worker_cpus=2", "--auto-approve"]);
+    assert_eq!(cloud.wait_server(&worker_id, "ACTIVE")["flavor"]["original_name"], "m1.medium");
+    assert_eq!(ids_of(&w, "worker"), vec![worker_id.clone()], "resized in place, same server");
+
+    // Deleted outside Rosca: refresh sees it gone and the plan creates it again.
+    cloud.delete("compute", &format!("servers/{worker_id}"));
+    cloud.wait_server(&worker_id, "gone");
+    let out = w.run(&["plan", &t, "-i", "worker_cpus=2", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(text.contains("deleted outside of Rosca"), "{text}");
+    assert!(text.contains("Plan: 1 to add, 0 to change, 0 to destroy."), "{text}");
+    w.ok(&["apply", &t, "-i", "worker_cpus=2", "--auto-approve"]);
+    let worker_id = ids_of(&w, "worker")[0].clone();
+    cloud.wait_server(&worker_id, "ACTIVE");
+
+    // Resized outside Rosca: the plan resizes it back.
+    cloud.post("compute", &format!("servers/{worker_id}/action"), json!({"resize": {"flavorRef": flavor_id(&cloud, "m1.large")}}));
+    cloud.wait_server(&worker_id, "VERIFY_RESIZE");
+    cloud.post("compute", &format!("servers/{worker_id}/action"), json!({"confirmResize": null}));
+    cloud.wait_server(&worker_id, "ACTIVE");
+    let out = w.run(&["plan", &t, "-i", "worker_cpus=2", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(text.contains("changed outside of Rosca") || text.contains("Objects have changed outside"), "{text}");
+    assert!(text.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{text}");
+    w.ok(&["apply", &t, "-i", "worker_cpus=2", "--auto-approve"]);
+    assert_eq!(cloud.wait_server(&worker_id, "ACTIVE")["flavor"]["original_name"], "m1.medium");
+
+    // Scale out to 3, then back to 1 removing worker[0] by name.
+    w.ok(&["apply", &t, "-i", "workers=3", "--auto-approve"]);
+    let three = ids_of(&w, "worker");
+    assert_eq!(three.len(), 3, "{three:?}");
+    for id in &three {
+        cloud.wait_server(id, "ACTIVE");
+    }
+    let out = w.ok(&["plan", &t, "-i", "workers=1", "-i", "removal_list=[worker[0]]"]);
+    assert!(out.contains("Plan: 0 to add, 0 to change, 2 to destroy."), "{out}");
+    w.ok(&["apply", &t, "-i", "workers=1", "-i", "removal_list=[worker[0]]", "--auto-approve"]);
+    let left = ids_of(&w, "worker");
+    assert_eq!(left.len(), 1);
+    assert!(cloud.server(&three[0]).is_none(), "worker[0] was in removal_list");
+    assert_eq!(cloud.server(&left[0]).map(|s| s["status"].clone()), Some(json!("ACTIVE")));
+
+    // Destroy: nothing left in Nova, Cinder or Neutron.
+    let mut servers = ids_of(&w, "head");
+    servers.extend(left);
+    w.ok(&["destroy", &t, "-i", "workers=1", "-i", "removal_list=[worker[0]]", "--auto-approve"]);
+    for id in servers.iter().chain(&three) {
+        assert!(cloud.server(id).is_none(), "server {id} left in Nova");
+    }
+    assert!(cloud.get("volume", &format!("volumes/{volume_id}")).is_none(), "volume left in Cinder");
+    assert!(cloud.get("network", &format!("floatingips/{fip}")).is_none(), "floating IP left in Neutron");
+    assert!(cloud.get("network", &format!("security-groups/{sg}")).is_none(), "security group left in Neutron");
+    assert_eq!(w.state()["resources"], json!([]));
+}
+
+fn flavor_id(cloud: &Cloud, name: &str) -> String {
+    let v = cloud.get("compute", "flavors").unwrap();
+    v["flavors"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()["id"].as_str().unwrap().to_string()
+}
+
+const ONE_SERVER: &str = r#"tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  inputs:
+    cpus: { type: integer, default: 1 }
+    distribution: { type: string, default: cirros }
+  node_templates:
+    vm:
+      type: tosca.nodes.Compute
+      capabilities:
+        host:
+          properties: { num_cpus: { get_input: cpus } }
+        os:
+          properties: { distribution: { get_input: distribution } }
+"#;
+
+#[test]
+fn bad_credentials_unknown_images_and_flavors_fail_clearly_and_leave_nothing_unrecorded() {
+    let Some(clouds) = clouds_file() else { return };
+    let w = Workdir::new("os-errors");
+    let t = w.write("one.yaml", ONE_SERVER).display().to_string();
+    let auth_url = "http://127.0.0.1:5000/v3";
+
+    // Wrong password: refused before anything is created.
+    w.write(
+        "rosca.toml",
+        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\nauth_url = \"{auth_url}\"\nusername = \"admin\"\nproject_name = \"admin\"\nuser_domain_name = \"Default\"\nproject_domain_name = \"Default\"\nsecret_env = \"TEST_OS_PASSWORD\"\n"),
+    );
+    let out = w.command(&["apply", &t, "--auto-approve"]).env("TEST_OS_PASSWORD", "not-the-password").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains("OpenStack site cloud: authentication at http://127.0.0.1:5000/v3 failed"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(!err.contains("not-the-password"), "the password must not be printed: {err}");
+    assert_eq!(w.state()["resources"], json!([]));
+
+    // A password in rosca.toml is refused, with what to do instead.
+    w.write("rosca.toml", "[sites.cloud]\nkind = \"openstack\"\npassword = \"x\"\n");
+    let err = stderr(&w.expect(1, &["apply", &t, "--auto-approve"]));
+    assert!(err.contains("`password` is a secret and does not belong in rosca.toml"), "{err}");
+
+    // An expired or revoked token: a clear authentication error.
+    w.write(
+        "rosca.toml",
+        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\nauth_type = \"v3token\"\nauth_url = \"{auth_url}\"\nproject_name = \"admin\"\nproject_domain_name = \"Default\"\nsecret_env = \"TEST_OS_TOKEN\"\n"),
+    );
+    let out = w.command(&["apply", &t, "--auto-approve"]).env("TEST_OS_TOKEN", "gAAAAABexpiredtoken0000000000").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains("authentication at http://127.0.0.1:5000/v3 failed"), "{err}");
+    assert!(!err.contains("gAAAAABexpiredtoken"), "{err}");
+
+    // Good credentials, but no image for the distribution and then no flavor that fits.
+    w.write(
+        "rosca.toml",
+        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\n", clouds.display()),
+    );
+    let err = stderr(&w.expect(1, &["apply", &t, "-i", "distribution=plan9", "--auto-approve"]));
+    assert!(err.contains("no image has os_distro `plan9` in Glance (images carry: "), "{err}");
+    assert_eq!(w.state()["resources"], json!([]), "nothing was created, nothing recorded");
+    let err = stderr(&w.expect(1, &["apply", &t, "-i", "cpus=64", "--auto-approve"]));
+    assert!(err.contains("no flavor fits the host capability (num_cpus 64); the largest is m1.large (4 vCPU, 2048 MiB RAM, 20 GB disk)"), "{err}");
+    assert_eq!(w.state()["resources"], json!([]));
+}
+
+#[test]
+fn a_quota_error_is_reported_as_such_and_what_was_made_stays_recorded() {
+    let Some(clouds) = clouds_file() else { return };
+    let w = Workdir::new("os-quota");
+    // The quota project may run one instance.
+    w.write(
+        "rosca.toml",
+        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-quota\"\nclouds_file = \"{}\"\n", clouds.display()),
+    );
+    let t = w
+        .write(
+            "two.yaml",
+            "tosca_definitions_version: tosca_simple_yaml_1_3\ntopology_template:\n  node_templates:\n    vm:\n      type: tosca.nodes.Compute\n      capabilities:\n        scalable: { properties: { default_instances: 2 } }\n        os: { properties: { distribution: cirros } }\n",
+        )
+        .display()
+        .to_string();
+    let out = w.run(&["apply", &t, "--auto-approve", "--parallelism", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains("quota exceeded"), "{err}");
+    assert_eq!(ids_of(&w, "vm").len(), 1, "the first server is recorded");
+    w.ok(&["destroy", &t, "--auto-approve"]);
+    assert_eq!(w.state()["resources"], json!([]));
+}
