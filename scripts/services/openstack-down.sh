@@ -31,7 +31,12 @@ wait
 stop_pidfile "$RUN/keystone.pid"
 rm -f "$STATE/.stamp"
 if [ -f "$STATE/started-rabbitmq" ]; then
-  stop_pidfile "$RUN/rabbitmq.pid"   # beam.smp of our own node
+  # beam.smp of our own node (its pid file, else the wrapper shell's child); the wrapper exits with it
+  if [ ! -s "$STATE/rabbitmq/beam.pid" ] && [ -s "$RUN/rabbitmq-wrapper.pid" ]; then
+    ps -o pid= --ppid "$(cat "$RUN/rabbitmq-wrapper.pid")" | head -1 | tr -d ' ' > "$STATE/rabbitmq/beam.pid"
+  fi
+  stop_pidfile "$STATE/rabbitmq/beam.pid"
+  stop_pidfile "$RUN/rabbitmq-wrapper.pid"
   stop_pidfile "$RUN/epmd.pid"
   rm -f "$STATE/started-rabbitmq"
 fi

@@ -47,10 +47,13 @@ flock -w 900 8 || die "another openstack.sh holds $STATE/.lock"
 
 alive() { [ -s "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-wait_for() { # wait_for SECONDS WHAT CMD...
-  local t=$1 what=$2; shift 2
+wait_for() { # wait_for SECONDS WHAT CMD... (CMD exiting 99 means: give up, it died)
+  local t=$1 what=$2 rc; shift 2
   local end=$(( $(date +%s) + t ))
-  until "$@" >/dev/null 2>&1; do
+  while :; do
+    rc=0; "$@" >/dev/null 2>&1 || rc=$?
+    [ $rc = 0 ] && return 0
+    [ $rc = 99 ] && { log "$what: the process died"; return 1; }
     [ "$(date +%s)" -lt "$end" ] || { log "timeout ($t s) waiting for $what"; return 1; }
     sleep 0.5
   done
@@ -170,19 +173,27 @@ else
       --output "$LOGD/epmd.log" --exec /usr/bin/epmd -- -address 127.0.0.1 -port 4369
     wait_for 20 epmd tcp_open 127.0.0.1 4369 || die "epmd did not start"
   fi
-  if ! alive rabbitmq; then
+  if ! alive rabbitmq-wrapper; then
     log "no RabbitMQ on $RHOST:$RPORT: starting our own node"
-    rm -f "$RUN/rabbitmq.pid"
+    rm -f "$RD/beam.pid" "$RUN/rabbitmq-wrapper.pid"
+    # own config and env files: the machine's /etc/rabbitmq ones may name another node/port
+    echo "listeners.tcp.default = 127.0.0.1:$RPORT" > "$RD/rabbitmq.conf"
+    : > "$RD/rabbitmq-env.conf"; : > "$RD/enabled_plugins"
+    chown rabbitmq:rabbitmq "$RD"/*
+    echo 1 > "$STATE/started-rabbitmq"
     env HOME=/var/lib/rabbitmq RABBITMQ_NODENAME=rosca-openstack@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
         RABBITMQ_NODE_PORT="$RPORT" RABBITMQ_DIST_PORT=$((RPORT + 20000)) ERL_EPMD_ADDRESS=127.0.0.1 \
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-        RABBITMQ_MNESIA_BASE="$RD/mnesia" RABBITMQ_LOG_BASE="$RD" RABBITMQ_PID_FILE="$RUN/rabbitmq.pid" \
+        RABBITMQ_CONFIG_FILE="$RD/rabbitmq.conf" RABBITMQ_CONF_ENV_FILE="$RD/rabbitmq-env.conf" \
+        RABBITMQ_MNESIA_BASE="$RD/mnesia" RABBITMQ_LOG_BASE="$RD" RABBITMQ_PID_FILE="$RD/beam.pid" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$RD/enabled_plugins" \
-      start-stop-daemon --start --background --chuid rabbitmq --chdir /var/lib/rabbitmq \
+      start-stop-daemon --start --background --make-pidfile --pidfile "$RUN/rabbitmq-wrapper.pid" \
+        --chuid rabbitmq --chdir /var/lib/rabbitmq \
         --output "$LOGD/rabbitmq-startup.log" --exec /usr/lib/rabbitmq/bin/rabbitmq-server
-    echo 1 > "$STATE/started-rabbitmq"
   fi
-  wait_for 120 "rabbitmq on $RPORT" tcp_open "$RHOST" "$RPORT" || die "rabbitmq did not start (see $RD)"
+  rabbit_listening() { alive rabbitmq-wrapper || return 99; tcp_open "$RHOST" "$RPORT"; }
+  wait_for 120 "rabbitmq on $RPORT" rabbit_listening && tcp_open "$RHOST" "$RPORT" \
+    || { tail -n 5 "$LOGD/rabbitmq-startup.log" >&2; die "rabbitmq did not start (see $RD, $LOGD/rabbitmq-startup.log)"; }
 fi
 wait_for 60 "rabbitmq login" rabbit_login || die "cannot log in to RabbitMQ at $RABBIT_URL (set ROSCA_RABBIT_URL)"
 
@@ -415,8 +426,9 @@ fi
 if [ $CHANGED_PLUGINS = 1 ]; then RESTART[neutron-server]=1; RESTART[cinder-volume]=1; fi
 
 # ---- schema (once per database URL; the syncs are idempotent anyway) -----------------------------
-synced() { [ "$(cat "$STATE/.synced-$1" 2>/dev/null)" = "$DBURL" ]; }
-mark() { echo "$DBURL" > "$STATE/.synced-$1"; }
+sync_key() { if [ "$1" = nova ]; then echo "$DBURL $RABBIT_URL"; else echo "$DBURL"; fi; }
+synced() { [ "$(cat "$STATE/.synced-$1" 2>/dev/null)" = "$(sync_key "$1")" ]; }
+mark() { sync_key "$1" > "$STATE/.synced-$1"; }
 as() { local u=$1; shift; runuser -u "$u" -- "$@" >>"$LOGD/manage.log" 2>&1; }
 if ! synced keystone; then
   log "keystone: db_sync, fernet/credential keys, bootstrap"
@@ -435,16 +447,25 @@ bgsync() { # bgsync NAME CMD... : runs in the background, marks on success
   synced "$name" && return 0
   ( "$@" && mark "$name" ) & SYNC_PIDS+=($!)
 }
-nova_sync() {
+nova_sync() { # cell1's mapping stores the rabbit URL: the conductor casts to compute through it
+  local cell1
   as nova nova-manage api_db sync &&
   as nova nova-manage cell_v2 map_cell0 --database_connection "$DBURL/rosca_os_nova_cell0" &&
-  { runuser -u nova -- nova-manage cell_v2 list_cells 2>/dev/null | grep -q ' cell1 ' ||
-    as nova nova-manage cell_v2 create_cell --name=cell1 --verbose; } &&
+  cell1=$(runuser -u nova -- nova-manage cell_v2 list_cells 2>/dev/null | awk -F'|' '$2 ~ / cell1 / {gsub(/ /, "", $3); print $3}') &&
+  if [ -n "$cell1" ]; then
+    as nova nova-manage cell_v2 update_cell --cell_uuid "$cell1" --transport-url "$RABBIT_URL" \
+      --database_connection "$DBURL/rosca_os_nova"
+  else
+    as nova nova-manage cell_v2 create_cell --name=cell1 --transport-url "$RABBIT_URL" \
+      --database_connection "$DBURL/rosca_os_nova" --verbose
+  fi &&
   as nova nova-manage db sync
 }
 log "db syncs (first time only; about a minute)"
 bgsync placement as placement placement-manage db sync
 bgsync glance as glance glance-manage db_sync
+# nova-api and nova-conductor cache the cell mappings: restart them when cell1 changes
+synced nova || { RESTART[nova-api]=1; RESTART[nova-conductor]=1; RESTART[nova-scheduler]=1; }
 bgsync nova nova_sync
 bgsync neutron as neutron neutron-db-manage --config-file /etc/neutron/neutron.conf \
   --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads
@@ -465,9 +486,12 @@ stop_svc() { # by PID file only
 STARTED=0
 start_bg() { # start_bg NAME USER PORT|- EXEC ARGS...
   local name=$1 user=$2 port=$3; shift 3
+  local args="$user $*"
+  [ "$(cat "$RUN/$name.args" 2>/dev/null)" = "$args" ] || RESTART[$name]=1
   if alive "$name" && [ -z "${RESTART[$name]:-}" ]; then return 0; fi
-  if alive "$name"; then log "restarting $name (config changed)"; stop_svc "$name"; fi
+  if alive "$name"; then log "restarting $name (config or command line changed)"; stop_svc "$name"; fi
   rm -f "$RUN/$name.pid"
+  echo "$args" > "$RUN/$name.args"
   if [ "$port" != - ] && tcp_open 127.0.0.1 "$port"; then
     die "127.0.0.1:$port is taken by a process that is not ours ($name): stop it first"
   fi
@@ -476,11 +500,11 @@ start_bg() { # start_bg NAME USER PORT|- EXEC ARGS...
     --chdir /tmp --output "$LOGD/$name.out" --exec "$1" -- "${@:2}"
   STARTED=1
 }
-start_uwsgi() { # start_uwsgi NAME USER PORT WSGI-SCRIPT
+start_uwsgi() { # start_uwsgi NAME USER PORT WSGI-SCRIPT [PROCESSES THREADS]
   # "Connection: close": uwsgi's http-socket does no keep-alive without saying so, and
   # keystoneauth/requests then get ConnectionResetError on reused connections.
   start_bg "$1" "$2" "$3" /usr/bin/uwsgi_python3 --http-socket "127.0.0.1:$3" --wsgi-file "$4" \
-    --master --die-on-term --processes 1 --threads 8 --enable-threads --lazy-apps \
+    --master --die-on-term --processes "${5:-1}" --threads "${6:-8}" --enable-threads --lazy-apps \
     --buffer-size 65535 --add-header "Connection: close"
 }
 pycmd() { echo "import sys; from $1 import main; sys.argv[0] = '$2'; sys.exit(main())"; }
@@ -500,7 +524,9 @@ start_uwsgi placement-api placement 8778 /usr/bin/placement-api
 start_bg glance-api glance 9292 /usr/bin/glance-api --config-file /etc/glance/glance-api.conf
 start_bg neutron-server neutron 9696 /usr/bin/neutron-server --config-file /etc/neutron/neutron.conf \
   --config-file /etc/neutron/plugins/ml2/ml2_conf.ini
-start_uwsgi nova-api nova 8774 /usr/bin/nova-api-wsgi
+# nova-api monkey-patches eventlet: uwsgi threads then hang it ("cannot switch to a different
+# thread"), so one thread per process and two processes
+start_uwsgi nova-api nova 8774 /usr/bin/nova-api-wsgi 2 1
 start_bg nova-conductor nova - /usr/bin/nova-conductor --config-file /etc/nova/nova.conf
 start_bg nova-scheduler nova - /usr/bin/nova-scheduler --config-file /etc/nova/nova.conf
 # nova-compute from python3-nova (the nova-compute deb drags in libvirt, qemu, lxc, open-iscsi)

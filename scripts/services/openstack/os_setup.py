@@ -16,6 +16,7 @@ Settings come from the environment: OS_ADMIN_PASSWORD (admin), ROSCA_OPENSTACK_C
 (real|none), ROSCA_OPENSTACK_DIR (state dir, for the image file), ROSCA_OS_HOST (the
 compute host name).
 """
+import concurrent.futures
 import json
 import os
 import sys
@@ -225,70 +226,78 @@ def fixtures():
     admin_pid, tiny_pid = project_id(ks, "admin"), project_id(ks, "tiny-quota")
 
     # flavors
-    have = {f["name"] for f in nova.get("/flavors?is_public=None").json()["flavors"]}
-    for name, fid, vcpus, ram, disk in FLAVORS:
-        if name not in have:
-            nova.post("/flavors", json={"flavor": {"name": name, "id": fid, "vcpus": vcpus, "ram": ram,
-                                                   "disk": disk, "os-flavor-access:is_public": True}})
-            log("flavor %s created" % name)
+    def do_flavors():
+        have = {f["name"] for f in nova.get("/flavors?is_public=None").json()["flavors"]}
+        for name, fid, vcpus, ram, disk in FLAVORS:
+            if name not in have:
+                nova.post("/flavors", json={"flavor": {"name": name, "id": fid, "vcpus": vcpus, "ram": ram,
+                                                       "disk": disk, "os-flavor-access:is_public": True}})
+                log("flavor %s created" % name)
 
     # images (tiny raw files in glance's file store)
-    data = b"\0" * 65536
-    for name, props in IMAGES:
-        imgs = glance.get("/v2/images", params={"name": name}).json()["images"]
-        keep = next((i for i in imgs if i["status"] == "active"), None)
-        for i in imgs:  # half-uploaded leftovers and duplicates
-            if keep is None or i["id"] != keep["id"]:
-                glance.delete("/v2/images/%s" % i["id"])
-        if keep:
-            continue
-        body = {"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public",
-                "min_disk": 0, "min_ram": 0}
-        body.update(props)
-        img = glance.post("/v2/images", json=body).json()
-        glance.put("/v2/images/%s/file" % img["id"], data=data,
-                   headers={"Content-Type": "application/octet-stream"})
-        log("image %s uploaded (%d bytes)" % (name, len(data)))
+    def do_images():
+        data = b"\0" * 65536
+        for name, props in IMAGES:
+            imgs = glance.get("/v2/images", params={"name": name}).json()["images"]
+            keep = next((i for i in imgs if i["status"] == "active"), None)
+            for i in imgs:  # half-uploaded leftovers and duplicates
+                if keep is None or i["id"] != keep["id"]:
+                    glance.delete("/v2/images/%s" % i["id"])
+            if keep:
+                continue
+            body = {"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public",
+                    "min_disk": 0, "min_ram": 0}
+            body.update(props)
+            img = glance.post("/v2/images", json=body).json()
+            glance.put("/v2/images/%s/file" % img["id"], data=data,
+                       headers={"Content-Type": "application/octet-stream"})
+            log("image %s uploaded (%d bytes)" % (name, len(data)))
 
     # networks: shared tenant network "private" (vxlan) + external flat "public" + router1
-    def find(kind, **params):
-        return neutron.get("/v2.0/%s" % kind, params=params).json()[kind]
+    def do_networks():
+        def find(kind, **params):
+            return neutron.get("/v2.0/%s" % kind, params=params).json()[kind]
 
-    def ensure(kind, match, body):
-        got = one(find(kind, **match))
-        if got:
-            return got, False
-        key = kind[:-1]
-        return neutron.post("/v2.0/%s" % kind, json={key: body}).json()[key], True
+        def ensure(kind, match, body):
+            got = one(find(kind, **match))
+            if got:
+                return got, False
+            key = kind[:-1]
+            return neutron.post("/v2.0/%s" % kind, json={key: body}).json()[key], True
 
-    priv, _ = ensure("networks", {"name": "private"},
-                     {"name": "private", "shared": True, "provider:network_type": "vxlan"})
-    psub, _ = ensure("subnets", {"name": "private-subnet", "network_id": priv["id"]},
-                     {"name": "private-subnet", "network_id": priv["id"], "ip_version": 4,
-                      "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.1", "enable_dhcp": True})
-    pub, _ = ensure("networks", {"name": "public"},
-                    {"name": "public", "router:external": True, "provider:network_type": "flat",
-                     "provider:physical_network": "public"})
-    ensure("subnets", {"name": "public-subnet", "network_id": pub["id"]},
-           {"name": "public-subnet", "network_id": pub["id"], "ip_version": 4, "cidr": "172.24.4.0/24",
-            "gateway_ip": "172.24.4.1", "enable_dhcp": False,
-            "allocation_pools": [{"start": "172.24.4.10", "end": "172.24.4.250"}]})
-    router, _ = ensure("routers", {"name": "router1"},
-                       {"name": "router1", "external_gateway_info": {"network_id": pub["id"]}})
-    if not (router.get("external_gateway_info") or {}).get("network_id"):
-        neutron.put("/v2.0/routers/%s" % router["id"],
-                    json={"router": {"external_gateway_info": {"network_id": pub["id"]}}})
-    if not find("ports", device_id=router["id"], network_id=priv["id"]):
-        neutron.put("/v2.0/routers/%s/add_router_interface" % router["id"], json={"subnet_id": psub["id"]})
-        log("router1: gateway on public, interface on private-subnet")
+        priv, _ = ensure("networks", {"name": "private"},
+                         {"name": "private", "shared": True, "provider:network_type": "vxlan"})
+        psub, _ = ensure("subnets", {"name": "private-subnet", "network_id": priv["id"]},
+                         {"name": "private-subnet", "network_id": priv["id"], "ip_version": 4,
+                          "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.1", "enable_dhcp": True})
+        pub, _ = ensure("networks", {"name": "public"},
+                        {"name": "public", "router:external": True, "provider:network_type": "flat",
+                         "provider:physical_network": "public"})
+        ensure("subnets", {"name": "public-subnet", "network_id": pub["id"]},
+               {"name": "public-subnet", "network_id": pub["id"], "ip_version": 4, "cidr": "172.24.4.0/24",
+                "gateway_ip": "172.24.4.1", "enable_dhcp": False,
+                "allocation_pools": [{"start": "172.24.4.10", "end": "172.24.4.250"}]})
+        router, _ = ensure("routers", {"name": "router1"},
+                           {"name": "router1", "external_gateway_info": {"network_id": pub["id"]}})
+        if not (router.get("external_gateway_info") or {}).get("network_id"):
+            neutron.put("/v2.0/routers/%s" % router["id"],
+                        json={"router": {"external_gateway_info": {"network_id": pub["id"]}}})
+        if not find("ports", device_id=router["id"], network_id=priv["id"]):
+            neutron.put("/v2.0/routers/%s/add_router_interface" % router["id"], json={"subnet_id": psub["id"]})
+            log("router1: gateway on public, interface on private-subnet")
 
     # quotas
-    nova.put("/os-quota-sets/%s" % admin_pid, json={"quota_set": ADMIN_QUOTAS["compute"]})
-    neutron.put("/v2.0/quotas/%s" % admin_pid, json={"quota": ADMIN_QUOTAS["network"]})
-    nova.put("/os-quota-sets/%s" % tiny_pid, json={"quota_set": TINY_QUOTAS["compute"]})
-    if CINDER:
-        cinder = api(sess, "volumev3")
-        cinder.put("/os-quota-sets/%s" % admin_pid, json={"quota_set": ADMIN_QUOTAS["volume"]})
+    def do_quotas():
+        nova.put("/os-quota-sets/%s" % admin_pid, json={"quota_set": ADMIN_QUOTAS["compute"]})
+        neutron.put("/v2.0/quotas/%s" % admin_pid, json={"quota": ADMIN_QUOTAS["network"]})
+        nova.put("/os-quota-sets/%s" % tiny_pid, json={"quota_set": TINY_QUOTAS["compute"]})
+        if CINDER:
+            cinder = api(sess, "volumev3")
+            cinder.put("/os-quota-sets/%s" % admin_pid, json={"quota_set": ADMIN_QUOTAS["volume"]})
+    # independent groups in parallel: a re-run on a healthy stack is mostly GETs
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for f in [pool.submit(g) for g in (do_flavors, do_images, do_networks, do_quotas)]:
+            f.result()
     log("fixtures ok: flavors %s, images %s, networks private/public, router1, quotas"
         % ("/".join(f[0] for f in FLAVORS), "/".join(i[0] for i in IMAGES)))
 
