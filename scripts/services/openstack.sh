@@ -98,12 +98,12 @@ EOF
 
 # ---- fast path: everything of ours alive, same scripts and settings -> health + fixtures -------
 stamp() {
-  { cat "$0" "$LIB"/os_setup.py "$LIB"/rosca_os_testbed/*.py "$LIB"/rosca_os_testbed-0.1.dist-info/*
+  { cat "${BASH_SOURCE[0]}" "$LIB"/os_setup.py "$LIB"/rosca_os_testbed/*.py "$LIB"/rosca_os_testbed-0.1.dist-info/*
     echo "$CINDER $RABBIT_URL ${PG_HOST:-} ${PG_PORT:-} ${PGUSER:-}"; } | sha256sum | cut -c1-32
 }
 all_alive() { local s; for s in "${SERVICES[@]}"; do alive "$s" || return 1; done; }
 if [ -f "$STATE/.stamp" ] && [ "$(cat "$STATE/.stamp")" = "$(stamp)" ] && all_alive \
-   && [ -x "$PY" ] && "$PY" "$LIB/os_setup.py" health fixtures 2>"$LOGD/fast-path.log"; then
+   && [ -x "$PY" ] && "$PY" "$LIB/os_setup.py" health fixtures $([ "$VERIFY" = 1 ] && echo verify) 2>"$LOGD/fast-path.log"; then
   write_env
   log "already up and healthy (fixtures checked)"
   echo "$STATE/env"
@@ -153,8 +153,10 @@ DBUSER=rosca_openstack
   psql_su -c "create role $DBUSER login password '$DBUSER'" >/dev/null
 DBS=(keystone placement glance nova_api nova nova_cell0 neutron cinder)
 for db in "${DBS[@]}"; do
-  [ "$(psql_su -c "select 1 from pg_database where datname='rosca_os_$db'")" = 1 ] || \
+  if [ "$(psql_su -c "select 1 from pg_database where datname='rosca_os_$db'")" != 1 ]; then
     psql_su -c "create database rosca_os_$db owner $DBUSER" >/dev/null
+    rm -f "$STATE/.synced-${db%%_*}"   # a new (empty) database needs its schema
+  fi
 done
 DBURL="postgresql+psycopg2://$DBUSER:$DBUSER@$PGH:$PGP"
 
@@ -461,7 +463,9 @@ nova_sync() { # cell1's mapping stores the rabbit URL: the conductor casts to co
   fi &&
   as nova nova-manage db sync
 }
-log "db syncs (first time only; about a minute)"
+for s in placement glance nova neutron $([ "$CINDER" = real ] && echo cinder); do
+  synced $s || { log "db syncs (first time only; about a minute)"; break; }
+done
 bgsync placement as placement placement-manage db sync
 bgsync glance as glance glance-manage db_sync
 # nova-api and nova-conductor cache the cell mappings: restart them when cell1 changes
