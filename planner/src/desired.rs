@@ -110,9 +110,11 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
                 let Some(target) = r.node.as_deref() else { continue };
                 for t_addr in instances.related(node_name, index, target) {
                     dependencies.push(t_addr.clone());
+                    // Every relationship reaches the provider, with or without operations: some
+                    // are realized by the provider itself (AttachesTo is a volume attachment).
+                    let mut ops = BTreeMap::new();
                     if let Some(iface) = configure_interface(&r.relationship.interfaces) {
                         let rsite = Site { node: node_name, index, source: Some(node_name), target: Some(target) };
-                        let mut ops = BTreeMap::new();
                         for (op, o) in &iface.operations {
                             let mut inputs = Map::new();
                             for (k, v) in &o.inputs {
@@ -124,10 +126,8 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
                             };
                             ops.insert(op.clone(), OperationSpec { implementation, inputs, timeout: o.timeout.and_then(|t| u64::try_from(t).ok()), dependencies: Vec::new() });
                         }
-                        if !ops.is_empty() {
-                            relationships.push(DesiredRelationship { requirement: r.name.clone(), type_name: r.relationship.type_name.clone(), target: t_addr, operations: ops });
-                        }
                     }
+                    relationships.push(DesiredRelationship { requirement: r.name.clone(), type_name: r.relationship.type_name.clone(), target: t_addr, operations: ops });
                 }
             }
             let hosts = host_chain(topo, instances, node_name, index);

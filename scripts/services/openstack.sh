@@ -321,6 +321,8 @@ host = $OSHOST
 my_ip = 127.0.0.1
 transport_url = $RABBIT_URL
 compute_driver = fake.FakeDriver
+# One compute host: a resize has to land on the host the server is on.
+allow_resize_to_same_host = true
 state_path = /var/lib/nova
 log_dir = $LOGD
 enabled_apis = osapi_compute

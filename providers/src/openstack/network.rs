@@ -110,8 +110,8 @@ pub async fn delete_security_group(ctx: &Ctx<'_>, sg: &str) -> Result<(), CallEr
 }
 
 /// Allocates a floating IP on the external network and binds it to the server's first port.
-/// Returns the floating IP's id.
-pub async fn associate_floating_ip(ctx: &Ctx<'_>, server: &str) -> Result<String, CallError> {
+/// Returns the floating IP's id and address.
+pub async fn associate_floating_ip(ctx: &Ctx<'_>, server: &str) -> Result<(String, String), CallError> {
     let external = match &ctx.options.floating_network {
         Some(n) => find_network(ctx, n, "the site's floating_network").await?,
         None => {
@@ -130,7 +130,8 @@ pub async fn associate_floating_ip(ctx: &Ctx<'_>, server: &str) -> Result<String
     };
     let body = json!({"floatingip": {"floating_network_id": id_of(&external), "port_id": port, "description": format!("Rosca: server {server}")}});
     let v = request(ctx.api, &Call::post(Service::Network, "floatingips", body)).await?;
-    Ok(v.pointer("/floatingip/id").and_then(Value::as_str).unwrap_or_default().to_string())
+    let field = |k: &str| v.pointer(&format!("/floatingip/{k}")).and_then(Value::as_str).unwrap_or_default().to_string();
+    Ok((field("id"), field("floating_ip_address")))
 }
 
 pub async fn delete_floating_ip(ctx: &Ctx<'_>, id: &str) -> Result<(), CallError> {

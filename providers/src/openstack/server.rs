@@ -27,6 +27,10 @@ pub struct ServerPrivate {
     pub security_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floating_ip: Option<String>,
+    /// Its address: Nova learns of floating IPs only through Neutron's notifications, which a
+    /// cloud may not send, so the provider reports the address it was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floating_address: Option<String>,
     /// A key pair made from the template's public key (deleted with the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keypair: Option<String>,
@@ -43,9 +47,17 @@ async fn flavors(ctx: &Ctx<'_>) -> Result<Vec<Flavor>, CallError> {
     Ok(v.get("flavors").and_then(Value::as_array).map(|a| a.iter().filter_map(Flavor::from_json).collect()).unwrap_or_default())
 }
 
-async fn choose_flavor(ctx: &Ctx<'_>, config: &Value) -> Result<Flavor, ProviderError> {
-    let needs = HostNeeds::from_config(caps(config).get("host"));
+/// The flavor for `config`. For a server that exists (`current` flavor, by id or name) the root
+/// disk cannot shrink (Nova refuses, and records the boot flavor's disk as the image's minimum),
+/// so its disk is a floor: asking for fewer CPUs may keep a larger flavor.
+async fn choose_flavor(ctx: &Ctx<'_>, config: &Value, current: Option<&str>) -> Result<Flavor, ProviderError> {
+    let mut needs = HostNeeds::from_config(caps(config).get("host"));
     let all = flavors(ctx).await.map_err(|e| fail(ctx.site, e))?;
+    if let Some(cur) = current.and_then(|c| all.iter().find(|f| f.id == c || f.name == c)) {
+        if needs.instance_type.is_none() {
+            needs.disk_gb = Some(needs.disk_gb.unwrap_or(0).max(cur.disk_gb));
+        }
+    }
     select::choose_flavor(&needs, &all).cloned().map_err(|m| ProviderError::new(format!("OpenStack site {}: {m}", ctx.site)))
 }
 
@@ -108,7 +120,7 @@ async fn discard(ctx: &Ctx<'_>, p: &ServerPrivate) {
 }
 
 pub async fn create(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, ProviderError> {
-    let flavor = choose_flavor(ctx, &req.config).await?;
+    let flavor = choose_flavor(ctx, &req.config, None).await?;
     let image = choose_image(ctx, &req.config).await?;
     let networks = match network::server_network(ctx).await.map_err(|e| fail(ctx.site, e))? {
         Some(id) => json!([{"uuid": id}]),
@@ -181,11 +193,12 @@ pub async fn create(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, Provi
         p.volumes.push(vol);
     }
     if select::wants_public_address(caps(&req.config).get("endpoint")) {
-        let fip = network::associate_floating_ip(ctx, &id).await.map_err(|e| partial(&p, fail(ctx.site, e)))?;
+        let (fip, address) = network::associate_floating_ip(ctx, &id).await.map_err(|e| partial(&p, fail(ctx.site, e)))?;
         p.floating_ip = Some(fip);
+        p.floating_address = Some(address);
     }
     let server = if p.floating_ip.is_some() || !p.volumes.is_empty() { get(ctx, &id).await.map_err(|e| partial(&p, fail(ctx.site, e)))?.unwrap_or(ready) } else { ready };
-    Ok(to_realized(&p, &id, attributes(req.types.iter().any(|t| t == INDIGO_COMPUTE), &req.node, &server)))
+    Ok(to_realized(&p, &id, attributes(req.types.iter().any(|t| t == INDIGO_COMPUTE), &req.node, &server, p.floating_address.as_deref())))
 }
 
 fn metadata(req: &ApplyRequest) -> Value {
@@ -268,7 +281,7 @@ fn base_attributes(node: &str, id: &str) -> Map<String, Value> {
 }
 
 /// TOSCA attributes of a server. INDIGO's Compute has lists of addresses (one per network).
-pub fn attributes(indigo: bool, node: &str, server: &Value) -> Map<String, Value> {
+pub fn attributes(indigo: bool, node: &str, server: &Value, floating_address: Option<&str>) -> Map<String, Value> {
     let id = server.get("id").and_then(Value::as_str).unwrap_or_default();
     let mut m = base_attributes(node, id);
     let status = server.get("status").and_then(Value::as_str).unwrap_or("UNKNOWN");
@@ -289,6 +302,9 @@ pub fn attributes(indigo: bool, node: &str, server: &Value) -> Map<String, Value
             }
             networks.insert(net.clone(), json!({"network_name": net, "addresses": here}));
         }
+    }
+    if let Some(a) = floating_address.filter(|a| !floating.iter().any(|f| f == a)) {
+        floating.insert(0, a.to_string());
     }
     // Without a floating IP the first fixed address is the one to reach the server at, as
     // Nova's accessIPv4 and Terraform's access_ip_v4 do.
@@ -329,16 +345,17 @@ pub async fn update(ctx: &Ctx<'_>, prior: &ResourceState, req: &ApplyRequest) ->
     let id = prior.id.clone().unwrap_or_default();
     let mut p = private_of(prior);
     let what = format!("server {} ({id})", p.name);
-    let flavor = choose_flavor(ctx, &req.config).await?;
-    if flavor.id != p.flavor {
+    let current = if p.flavor.is_empty() { p.flavor_name.clone() } else { p.flavor.clone() };
+    let flavor = choose_flavor(ctx, &req.config, Some(&current)).await?;
+    if flavor.id != p.flavor && flavor.name != p.flavor_name {
         let body = json!({"resize": {"flavorRef": flavor.id}});
         request(ctx.api, &Call::post(Service::Compute, format!("servers/{id}/action"), body)).await.map_err(|e| fail(ctx.site, e))?;
         wait_status(ctx, &id, &format!("resizing {what} to {}", flavor.name), "VERIFY_RESIZE").await.map_err(|e| fail(ctx.site, e))?;
         request(ctx.api, &Call::post(Service::Compute, format!("servers/{id}/action"), json!({"confirmResize": null}))).await.map_err(|e| fail(ctx.site, e))?;
         wait_status(ctx, &id, &format!("confirming the resize of {what}"), "ACTIVE").await.map_err(|e| fail(ctx.site, e))?;
-        p.flavor = flavor.id.clone();
-        p.flavor_name = flavor.name.clone();
     }
+    p.flavor = flavor.id.clone();
+    p.flavor_name = flavor.name.clone();
     let os_changed = caps(&prior.config).get("os") != caps(&req.config).get("os");
     if os_changed {
         let image = choose_image(ctx, &req.config).await?;
@@ -362,7 +379,7 @@ pub async fn update(ctx: &Ctx<'_>, prior: &ResourceState, req: &ApplyRequest) ->
     let server = get(ctx, &id).await.map_err(|e| fail(ctx.site, e))?.ok_or_else(|| ProviderError::new(format!("OpenStack site {}: {what} is gone", ctx.site)))?;
     Ok(Realized {
         id: id.clone(),
-        attributes: attributes(req.types.iter().any(|t| t == INDIGO_COMPUTE), &req.node, &server),
+        attributes: attributes(req.types.iter().any(|t| t == INDIGO_COMPUTE), &req.node, &server, p.floating_address.as_deref()),
         outputs: prior.outputs.clone(),
         private: private_value(&p),
         observed: None,
@@ -381,10 +398,15 @@ async fn update_endpoint(ctx: &Ctx<'_>, id: &str, p: &mut ServerPrivate, rules: 
         (None, true) => {}
     }
     match (&p.floating_ip, public) {
-        (None, true) => p.floating_ip = Some(network::associate_floating_ip(ctx, id).await?),
+        (None, true) => {
+            let (fip, address) = network::associate_floating_ip(ctx, id).await?;
+            p.floating_ip = Some(fip);
+            p.floating_address = Some(address);
+        }
         (Some(fip), false) => {
             network::delete_floating_ip(ctx, fip).await?;
             p.floating_ip = None;
+            p.floating_address = None;
         }
         _ => {}
     }
@@ -399,7 +421,7 @@ pub async fn read(ctx: &Ctx<'_>, prior: &ResourceState) -> Result<Option<Realize
     }
     let p = private_of(prior);
     let indigo = prior.type_name == INDIGO_COMPUTE || prior.attributes.get("private_address").is_some_and(Value::is_array);
-    let mut realized = to_realized(&p, &id, attributes(indigo, &prior.node, &server));
+    let mut realized = to_realized(&p, &id, attributes(indigo, &prior.node, &server, p.floating_address.as_deref()));
     // A resize made outside Rosca: report the size the server has, so the plan resizes back.
     if let Some(f) = server.get("flavor") {
         let now = f.get("original_name").and_then(Value::as_str).unwrap_or_default();
@@ -415,6 +437,11 @@ pub async fn read(ctx: &Ctx<'_>, prior: &ResourceState) -> Result<Option<Realize
                 host["instance_type"] = json!(now);
             }
             realized.observed = Some(json!({"capabilities": {"host": host}}));
+            // The flavor Rosca chose is no longer the server's: the next update resizes.
+            let mut now_private = p.clone();
+            now_private.flavor = String::new();
+            now_private.flavor_name = now.to_string();
+            realized.private = private_value(&now_private);
         }
     }
     Ok(Some(realized))
