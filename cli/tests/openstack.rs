@@ -27,6 +27,8 @@ fn clouds_file() -> Option<PathBuf> {
 struct Cloud {
     http: reqwest::blocking::Client,
     token: String,
+    user_id: String,
+    keystone: String,
     endpoints: std::collections::BTreeMap<String, String>,
 }
 
@@ -46,6 +48,8 @@ impl Cloud {
         assert_eq!(rsp.status().as_u16(), 201, "Keystone auth for the test client");
         let token = rsp.headers()["x-subject-token"].to_str().unwrap().to_string();
         let cat: Value = rsp.json().unwrap();
+        let user_id = cat["token"]["user"]["id"].as_str().unwrap().to_string();
+        let keystone = auth["auth_url"].as_str().unwrap().trim_end_matches('/').to_string();
         let mut endpoints = std::collections::BTreeMap::new();
         for svc in cat["token"]["catalog"].as_array().unwrap() {
             for ep in svc["endpoints"].as_array().unwrap() {
@@ -54,7 +58,7 @@ impl Cloud {
                 }
             }
         }
-        Cloud { http, token, endpoints }
+        Cloud { http, token, user_id, keystone, endpoints }
     }
 
     fn url(&self, service: &str, path: &str) -> String {
@@ -109,11 +113,19 @@ impl Cloud {
     }
 }
 
+/// Offline, the INDIGO types URL resolves to the copy in fixtures/.
+fn import_map() -> String {
+    format!(
+        "[tosca.import_map]\n\"https://raw.githubusercontent.com/indigo-dc/tosca-types/master/custom_types.yaml\" = \"{}\"\n",
+        util::fixtures().join("tosca/indigo/custom_types.yaml").display()
+    )
+}
+
 fn workdir(name: &str, clouds: &PathBuf) -> Workdir {
     let w = Workdir::new(name);
     w.write(
         "rosca.toml",
-        &format!("[providers]\ndefault = \"cloud\"\n\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\nwait_timeout = \"3m\"\n", clouds.display()),
+        &format!("[providers]\ndefault = \"cloud\"\n\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\nwait_timeout = \"3m\"\n\n{}", clouds.display(), import_map()),
     );
     w
 }
@@ -325,4 +337,91 @@ fn a_quota_error_is_reported_as_such_and_what_was_made_stays_recorded() {
     assert_eq!(ids_of(&w, "vm").len(), 1, "the first server is recorded");
     w.ok(&["destroy", &t, "--auto-approve"]);
     assert_eq!(w.state()["resources"], json!([]));
+}
+
+#[test]
+fn an_indigo_vm_by_image_name_and_instance_type_with_public_ports() {
+    let Some(clouds) = clouds_file() else { return };
+    let cloud = Cloud::connect(&clouds, "rosca-test");
+    let w = workdir("os-indigo", &clouds);
+    let t = example("openstack/indigo_vm.yaml");
+    w.ok(&["apply", &t, "--auto-approve"]);
+    let id = ids_of(&w, "vm")[0].clone();
+    let server = cloud.wait_server(&id, "ACTIVE");
+    assert_eq!(server["flavor"]["original_name"], "m1.small", "instance_type");
+    assert_eq!(server["metadata"]["project"], "rosca-example", "tags");
+    let image = cloud.get("image", &format!("v2/images/{}", server["image"]["id"].as_str().unwrap())).unwrap();
+    assert_eq!(image["name"], "cirros-fake");
+    let outputs = w.state()["outputs"].clone();
+    assert!(outputs["vm_public_ip"]["value"].as_str().unwrap().starts_with("172.24.4."), "{outputs}");
+    assert!(outputs["vm_private_ip"]["value"].as_str().unwrap().starts_with("10.0.0."), "{outputs}");
+    let sg = private_of(&w, "vm")["security_group"].as_str().unwrap().to_string();
+    let rules = cloud.get("network", &format!("security-group-rules?security_group_id={sg}&direction=ingress")).unwrap();
+    let mut ports: Vec<u64> = rules["security_group_rules"].as_array().unwrap().iter().filter_map(|r| r["port_range_min"].as_u64()).collect();
+    ports.sort();
+    assert_eq!(ports, vec![22, 80]);
+
+    // Another flavor by name: a resize, in place.
+    let out = w.ok(&["plan", &t, "-i", "flavor=m1.medium"]);
+    assert!(out.contains("resize") && out.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{out}");
+    w.ok(&["apply", &t, "-i", "flavor=m1.medium", "--auto-approve"]);
+    assert_eq!(cloud.wait_server(&id, "ACTIVE")["flavor"]["original_name"], "m1.medium");
+
+    w.ok(&["destroy", &t, "--auto-approve"]);
+    assert!(cloud.server(&id).is_none());
+    assert!(cloud.get("network", &format!("security-groups/{sg}")).is_none());
+}
+
+#[test]
+fn networks_and_ports_with_an_application_credential() {
+    let Some(clouds) = clouds_file() else { return };
+    let cloud = Cloud::connect(&clouds, "rosca-test");
+    // An application credential of the admin user, made for this test.
+    let name = format!("rosca-e2e-{}", std::process::id());
+    let rsp: Value = cloud
+        .http
+        .post(format!("{}/users/{}/application_credentials", cloud.keystone, cloud.user_id))
+        .header("X-Auth-Token", &cloud.token)
+        .json(&json!({"application_credential": {"name": name}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ac_id = rsp["application_credential"]["id"].as_str().expect("an application credential").to_string();
+    let ac_secret = rsp["application_credential"]["secret"].as_str().unwrap().to_string();
+
+    let w = Workdir::new("os-net");
+    w.write(
+        "rosca.toml",
+        &format!(
+            "[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\nauth_type = \"v3applicationcredential\"\nauth_url = \"{}\"\napplication_credential_id = \"{ac_id}\"\nsecret_env = \"TEST_AC_SECRET\"\nnetwork = \"private\"\n",
+            cloud.keystone
+        ),
+    );
+    let t = example("openstack/network.yaml");
+    let run = |args: &[&str]| {
+        let out = w.command(args).env("TEST_AC_SECRET", &ac_secret).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        assert!(!show(&out).contains(&ac_secret), "the secret must not be printed");
+        out
+    };
+    run(&["apply", &t, "--auto-approve"]);
+    let net = ids_of(&w, "backend")[0].clone();
+    let port = ids_of(&w, "backend_port")[0].clone();
+    let server = ids_of(&w, "server")[0].clone();
+    let p = cloud.get("network", &format!("ports/{port}")).unwrap()["port"].clone();
+    assert_eq!(p["device_id"], server.as_str(), "the port is plugged into the server");
+    assert_eq!(p["fixed_ips"][0]["ip_address"], "192.168.77.20");
+    assert_eq!(p["network_id"], net.as_str());
+    let subnets = cloud.get("network", &format!("subnets?network_id={net}")).unwrap();
+    assert_eq!(subnets["subnets"][0]["cidr"], "192.168.77.0/24");
+    assert_eq!(w.state()["outputs"]["backend_address"]["value"], "192.168.77.20");
+    let out = w.command(&["plan", &t, "--detailed-exitcode"]).env("TEST_AC_SECRET", &ac_secret).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    run(&["destroy", &t, "--auto-approve"]);
+    assert!(cloud.get("network", &format!("ports/{port}")).is_none(), "port left in Neutron");
+    assert!(cloud.get("network", &format!("networks/{net}")).is_none(), "network left in Neutron");
+    assert!(cloud.server(&server).is_none(), "server left in Nova");
+    cloud.http.delete(format!("{}/users/{}/application_credentials/{ac_id}", cloud.keystone, cloud.user_id)).header("X-Auth-Token", &cloud.token).send().unwrap();
 }

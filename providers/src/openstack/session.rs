@@ -20,6 +20,18 @@ use std::borrow::Cow;
 /// and everything used here exists since. Zed serves up to 2.93.
 const COMPUTE_MICROVERSION: (u8, u8) = (2, 47);
 
+/// The auth methods offered. `openstack_sdk` finds its auth plugins through link-time
+/// registration, and its build script (which should anchor them) does not see them in the
+/// published manifest: without a reference the linker drops them and every method but the
+/// built-in ones is "not a supported type".
+#[used]
+static AUTH_METHODS: [&dyn Sync; 4] = [
+    &openstack_sdk_auth_password::ANCHOR,
+    &openstack_sdk_auth_applicationcredential::ANCHOR,
+    &openstack_sdk_auth_oidcaccesstoken::ANCHOR,
+    &openstack_sdk_auth_token::ANCHOR,
+];
+
 pub struct SdkApi {
     session: AsyncOpenStack,
     /// Values never to show in a message (passwords, secrets, tokens).
