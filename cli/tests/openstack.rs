@@ -350,6 +350,7 @@ fn an_indigo_vm_by_image_name_and_instance_type_with_public_ports() {
     let server = cloud.wait_server(&id, "ACTIVE");
     assert_eq!(server["flavor"]["original_name"], "m1.small", "instance_type");
     assert_eq!(server["metadata"]["project"], "rosca-example", "tags");
+    assert_eq!(server["OS-EXT-AZ:availability_zone"], "nova", "the placement policy's zone");
     let image = cloud.get("image", &format!("v2/images/{}", server["image"]["id"].as_str().unwrap())).unwrap();
     assert_eq!(image["name"], "cirros-fake");
     let outputs = w.state()["outputs"].clone();

@@ -76,6 +76,21 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
                 }
                 caps.insert(cname.clone(), Value::Object(cp));
             }
+            // Placement policies that target this node (directly or through a group), with the
+            // properties providers act on (INDIGO's `tosca.policies.indigo.Placement` has
+            // `availability_zone`); a later policy's value wins.
+            let mut placement = Map::new();
+            for policy in topo.policies.values().filter(|p| p.types.iter().any(|t| t == "tosca.policies.Placement")) {
+                let targets_node = policy.targets.iter().any(|t| t == node_name || topo.groups.get(t).is_some_and(|g| g.members.iter().any(|m| m == node_name)));
+                if !targets_node {
+                    continue;
+                }
+                for k in ["availability_zone"] {
+                    if let Some(v) = policy.properties.get(k) {
+                        placement.insert(k.to_string(), lower_tracked(v, format!("placement.{k}"), site, &mut sensitive)?);
+                    }
+                }
+            }
             let mut operations = BTreeMap::new();
             let mut op_inputs = Map::new();
             if let Some(iface) = standard_interface(node) {
@@ -141,6 +156,9 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
             }
             if !op_inputs.is_empty() {
                 config.insert("operations".into(), Value::Object(op_inputs));
+            }
+            if !placement.is_empty() {
+                config.insert("placement".into(), Value::Object(placement));
             }
             let config = Value::Object(config);
             // Attributes read by expressions are dependencies too (like Terraform references).

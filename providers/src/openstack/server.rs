@@ -164,6 +164,9 @@ pub async fn create(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, Provi
     if let Some(k) = key_name {
         server["key_name"] = json!(k);
     }
+    if let Some(az) = req.config.pointer("/placement/availability_zone").and_then(Value::as_str) {
+        server["availability_zone"] = json!(az);
+    }
     if p.security_group.is_some() {
         server["security_groups"] = json!([{"name": "default"}, {"name": name}]);
     }
