@@ -125,7 +125,7 @@ fn workdir(name: &str, clouds: &PathBuf) -> Workdir {
     let w = Workdir::new(name);
     w.write(
         "rosca.toml",
-        &format!("[providers]\ndefault = \"cloud\"\n\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\nwait_timeout = \"3m\"\n\n{}", clouds.display(), import_map()),
+        &format!("[providers]\ndefault = \"cloud\"\n\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\nwait_timeout = \"3m\"\nnetwork = \"private\"\n\n{}", clouds.display(), import_map()),
     );
     w
 }
@@ -304,7 +304,7 @@ fn bad_credentials_unknown_images_and_flavors_fail_clearly_and_leave_nothing_unr
     // Good credentials, but no image for the distribution and then no flavor that fits.
     w.write(
         "rosca.toml",
-        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\n", clouds.display()),
+        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-test\"\nclouds_file = \"{}\"\nnetwork = \"private\"\n", clouds.display()),
     );
     let err = stderr(&w.expect(1, &["apply", &t, "-i", "distribution=plan9", "--auto-approve"]));
     assert!(err.contains("no image has os_distro `plan9` in Glance (images carry: "), "{err}");
@@ -321,7 +321,7 @@ fn a_quota_error_is_reported_as_such_and_what_was_made_stays_recorded() {
     // The quota project may run one instance.
     w.write(
         "rosca.toml",
-        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-quota\"\nclouds_file = \"{}\"\n", clouds.display()),
+        &format!("[providers]\ndefault = \"cloud\"\n[sites.cloud]\nkind = \"openstack\"\ncloud = \"rosca-quota\"\nclouds_file = \"{}\"\nnetwork = \"private\"\n", clouds.display()),
     );
     let t = w
         .write(
@@ -368,6 +368,16 @@ fn an_indigo_vm_by_image_name_and_instance_type_with_public_ports() {
     w.ok(&["apply", &t, "-i", "flavor=m1.medium", "--auto-approve"]);
     assert_eq!(cloud.wait_server(&id, "ACTIVE")["flavor"]["original_name"], "m1.medium");
 
+    // Another image: a rebuild of the same server, said so in the plan.
+    let args = ["-i", "flavor=m1.medium", "-i", "image=ubuntu-fake"];
+    let out = w.ok(&[&["plan", t.as_str()][..], &args[..]].concat());
+    assert!(out.contains("rebuild from the new image") && out.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{out}");
+    w.ok(&[&["apply", t.as_str()][..], &args[..], &["--auto-approve"][..]].concat());
+    let rebuilt = cloud.wait_server(&id, "ACTIVE");
+    let image = cloud.get("image", &format!("v2/images/{}", rebuilt["image"]["id"].as_str().unwrap())).unwrap();
+    assert_eq!(image["name"], "ubuntu-fake");
+    assert_eq!(ids_of(&w, "vm"), vec![id.clone()], "rebuilt in place");
+
     w.ok(&["destroy", &t, "--auto-approve"]);
     assert!(cloud.server(&id).is_none());
     assert!(cloud.get("network", &format!("security-groups/{sg}")).is_none());
@@ -377,19 +387,9 @@ fn an_indigo_vm_by_image_name_and_instance_type_with_public_ports() {
 fn networks_and_ports_with_an_application_credential() {
     let Some(clouds) = clouds_file() else { return };
     let cloud = Cloud::connect(&clouds, "rosca-test");
-    // An application credential of the admin user, made for this test.
-    let name = format!("rosca-e2e-{}", std::process::id());
-    let rsp: Value = cloud
-        .http
-        .post(format!("{}/users/{}/application_credentials", cloud.keystone, cloud.user_id))
-        .header("X-Auth-Token", &cloud.token)
-        .json(&json!({"application_credential": {"name": name}}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let ac_id = rsp["application_credential"]["id"].as_str().expect("an application credential").to_string();
-    let ac_secret = rsp["application_credential"]["secret"].as_str().unwrap().to_string();
+    // An application credential of the admin user, made for this test and deleted with it.
+    let credential = AppCredential::new(&cloud);
+    let (ac_id, ac_secret) = (credential.id.clone(), credential.secret.clone());
 
     let w = Workdir::new("os-net");
     w.write(
@@ -424,5 +424,33 @@ fn networks_and_ports_with_an_application_credential() {
     assert!(cloud.get("network", &format!("ports/{port}")).is_none(), "port left in Neutron");
     assert!(cloud.get("network", &format!("networks/{net}")).is_none(), "network left in Neutron");
     assert!(cloud.server(&server).is_none(), "server left in Nova");
-    cloud.http.delete(format!("{}/users/{}/application_credentials/{ac_id}", cloud.keystone, cloud.user_id)).header("X-Auth-Token", &cloud.token).send().unwrap();
+}
+
+struct AppCredential<'a> {
+    cloud: &'a Cloud,
+    id: String,
+    secret: String,
+}
+
+impl<'a> AppCredential<'a> {
+    fn new(cloud: &'a Cloud) -> AppCredential<'a> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("rosca-e2e-{}-{nanos}", std::process::id());
+        let url = format!("{}/users/{}/application_credentials", cloud.keystone, cloud.user_id);
+        let rsp = cloud.http.post(&url).header("X-Auth-Token", &cloud.token).json(&json!({"application_credential": {"name": name}})).send().unwrap();
+        let status = rsp.status();
+        let body: Value = rsp.json().unwrap_or(Value::Null);
+        let ac = &body["application_credential"];
+        let (Some(id), Some(secret)) = (ac["id"].as_str(), ac["secret"].as_str()) else {
+            panic!("POST {url}: {status} {body}");
+        };
+        AppCredential { cloud, id: id.to_string(), secret: secret.to_string() }
+    }
+}
+
+impl Drop for AppCredential<'_> {
+    fn drop(&mut self) {
+        let c = self.cloud;
+        let _ = c.http.delete(format!("{}/users/{}/application_credentials/{}", c.keystone, c.user_id, self.id)).header("X-Auth-Token", &c.token).send();
+    }
 }
