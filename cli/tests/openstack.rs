@@ -351,6 +351,8 @@ fn an_indigo_vm_by_image_name_and_instance_type_with_public_ports() {
     assert_eq!(server["flavor"]["original_name"], "m1.small", "instance_type");
     assert_eq!(server["metadata"]["project"], "rosca-example", "tags");
     assert_eq!(server["OS-EXT-AZ:availability_zone"], "nova", "the placement policy's zone");
+    let user_data = String::from_utf8(base64_decode(server["OS-EXT-SRV-ATTR:user_data"].as_str().expect("user data"))).unwrap();
+    assert!(user_data.starts_with("#cloud-config") && user_data.contains("made by Rosca"), "{user_data}");
     let image = cloud.get("image", &format!("v2/images/{}", server["image"]["id"].as_str().unwrap())).unwrap();
     assert_eq!(image["name"], "cirros-fake");
     let outputs = w.state()["outputs"].clone();
@@ -453,4 +455,9 @@ impl Drop for AppCredential<'_> {
         let c = self.cloud;
         let _ = c.http.delete(format!("{}/users/{}/application_credentials/{}", c.keystone, c.user_id, self.id)).header("X-Auth-Token", &c.token).send();
     }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).expect("base64")
 }

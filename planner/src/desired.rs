@@ -160,6 +160,13 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
             if !placement.is_empty() {
                 config.insert("placement".into(), Value::Object(placement));
             }
+            // A `user_data` artifact (cloud-init and the like) is configuration of the machine:
+            // its content is part of the config, so a change to the file is a planned change.
+            if node.artifacts.contains_key("user_data") {
+                let path = resolve_script(node, "user_data", base_dir).map_err(|m| err(format!("artifact user_data: {m}")))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| err(format!("artifact user_data: cannot read {}: {e}", path.display())))?;
+                config.insert("artifacts".into(), serde_json::json!({ "user_data": text }));
+            }
             let config = Value::Object(config);
             // Attributes read by expressions are dependencies too (like Terraform references).
             let mut reads = Vec::new();

@@ -164,6 +164,10 @@ pub async fn create(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, Provi
     if let Some(k) = key_name {
         server["key_name"] = json!(k);
     }
+    if let Some(text) = req.config.pointer("/artifacts/user_data").and_then(Value::as_str) {
+        use base64::Engine;
+        server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
     if let Some(az) = req.config.pointer("/placement/availability_zone").and_then(Value::as_str) {
         server["availability_zone"] = json!(az);
     }
