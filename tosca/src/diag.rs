@@ -323,3 +323,20 @@ pub mod codes {
         ALL.iter().copied().find(|c| c.id == id)
     }
 }
+
+/// An error with its causes, `outer: inner: root`, each said once. HTTP clients' top-level
+/// messages ("error sending request") hide the cause (DNS, TLS, connection refused) that users
+/// need to act on.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -64,18 +64,9 @@ impl SdkApi {
     }
 }
 
+/// The whole cause chain on one line (the SDK's messages span lines).
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    tosca::diag::error_chain(e).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 pub fn scrub(message: &str, secrets: &[String]) -> String {

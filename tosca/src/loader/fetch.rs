@@ -73,8 +73,8 @@ fn fetch_blocking(url: &str, max_size: usize, timeout: std::time::Duration) -> R
         // A proxy from the environment cannot reach this machine's loopback.
         builder = builder.no_proxy();
     }
-    let client = builder.build().map_err(|e| format!("cannot create the HTTP client: {}", chain(&e)))?;
-    let response = client.get(parsed).send().map_err(|e| chain(&e))?;
+    let client = builder.build().map_err(|e| format!("cannot create the HTTP client: {}", crate::diag::error_chain(&e)))?;
+    let response = client.get(parsed).send().map_err(|e| crate::diag::error_chain(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("the server answered {status}"));
@@ -95,19 +95,3 @@ fn fetch_blocking(url: &str, max_size: usize, timeout: std::time::Duration) -> R
     Ok(body)
 }
 
-/// reqwest's top-level message ("error sending request") hides the cause (DNS, TLS,
-/// connection refused); users need the whole chain to act on it.
-#[cfg(feature = "fetch")]
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
