@@ -119,4 +119,9 @@ impl StateBackend for DbStateBackend {
     fn force_unlock(&self, id: &str) -> Result<(), LockError> {
         self.unlock(id)
     }
+
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        let store = self.store.clone();
+        self.run(async move { store.state_names().await }).map_err(|e| self.err(e))
+    }
 }

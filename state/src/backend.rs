@@ -35,6 +35,10 @@ pub enum StateError {
     Write { location: String, message: String },
     #[error("state at {location} is not valid: {message}")]
     Corrupt { location: String, message: String },
+    /// The stored state changed since this backend last read or wrote it (another writer got
+    /// in, e.g. after its lock expired): writing would lose that update.
+    #[error("state at {location} was changed by another writer since it was read ({message}); nothing was written: run the command again to start from the current state")]
+    Conflict { location: String, message: String },
     #[error("{0}")]
     Lock(#[from] LockError),
 }
@@ -64,6 +68,10 @@ pub trait StateBackend: Send + Sync {
 
     /// Replaces the whole document atomically (and keeps the previous one as a backup where the
     /// backend can). Any journal is folded in: after `write`, `read` returns exactly `doc`.
+    ///
+    /// Compare-and-swap: once this backend has read or written the state, `write` refuses with
+    /// `StateError::Conflict` when the stored document is no longer the one it read or wrote
+    /// last, so a writer whose lock was taken over never overwrites the newer state.
     fn write(&self, doc: &StateDoc) -> Result<(), StateError>;
 
     /// Persists one change cheaply. `doc` is the state after `entry`, for backends without a
@@ -84,4 +92,7 @@ pub trait StateBackend: Send + Sync {
 
     /// Breaks a lock held by someone else, if its ID is `id`.
     fn force_unlock(&self, id: &str) -> Result<(), LockError>;
+
+    /// The names of the states this backend's store holds (workspaces, deployments).
+    fn list(&self) -> Result<Vec<String>, StateError>;
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 /// First wait between attempts; doubled after each, up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(16);
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 impl LockInfo {
     /// A fresh lock record for `operation` (`plan`, `apply`, ...) on the state at `path`: a new
@@ -37,7 +37,9 @@ fn who() -> String {
 }
 
 /// Takes the lock, retrying while someone else holds it until `timeout` has passed (waits of
-/// 1 s, 2 s, 4 s, ... up to 16 s, never past the deadline). On timeout, returns the last
+/// about 0.25 s, 0.5 s, 1 s, ... up to 4 s, each jittered by ±50% so that waiters who started
+/// together do not all retry at the same instant and lose to one another again; never past the
+/// deadline). On timeout, returns the last
 /// `Held` error, which names the holder. Other errors are returned at once: retrying cannot
 /// fix a missing directory or a file system without locks.
 pub fn lock_with_timeout(backend: &dyn StateBackend, info: &LockInfo, timeout: Duration) -> Result<(), LockError> {
@@ -50,7 +52,8 @@ pub fn lock_with_timeout(backend: &dyn StateBackend, info: &LockInfo, timeout: D
                 if left.is_zero() {
                     return Err(LockError::Held(holder));
                 }
-                std::thread::sleep(backoff.min(left));
+                let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+                std::thread::sleep(backoff.mul_f64(jitter).min(left));
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             other => return other,

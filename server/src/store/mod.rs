@@ -534,6 +534,12 @@ impl Store {
         Ok((doc, journal.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<Vec<_>, _>>()?))
     }
 
+    /// The deployments that have a state document.
+    pub async fn state_names(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT deployment_id FROM states ORDER BY deployment_id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
     /// Replaces the snapshot and clears the journal, atomically.
     pub async fn write_state(&self, deployment: &str, doc: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;

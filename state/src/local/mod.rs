@@ -36,6 +36,9 @@ struct Inner {
     backup_done: bool,
     journal: Option<OpenJournal>,
     lock: Option<oslock::Held>,
+    /// Digest of the snapshot this backend last read or wrote (`Some(None)`: it saw none), for
+    /// the compare-and-swap of `write`; `None` until the first read or write.
+    seen: Option<Option<String>>,
 }
 
 impl LocalBackend {
@@ -157,6 +160,15 @@ impl LocalBackend {
 
     fn write_locked(&self, inner: &mut Inner, doc: &StateDoc) -> Result<(), StateError> {
         self.check_path()?;
+        if let Some(expected) = &inner.seen {
+            let current = self.read_snapshot()?.map(|b| fsio::digest(&b));
+            if &current != expected {
+                return Err(StateError::Conflict {
+                    location: self.location(),
+                    message: format!("the file's content is not the one read at serial {}", doc.serial.saturating_sub(1)),
+                });
+            }
+        }
         let bytes = doc.to_bytes();
         let journal_path = self.journal_path();
         // Close our journal first; its entries are all in `doc`.
@@ -182,6 +194,7 @@ impl LocalBackend {
             self.remove_journal()?;
         }
         fsio::atomic_write(&self.path, &bytes).map_err(|e| self.write_error(&e, &self.path))?;
+        inner.seen = Some(Some(fsio::digest(&bytes)));
         if journal_bytes.is_some() && !base_equal {
             self.remove_journal()?;
         }
@@ -208,7 +221,11 @@ impl StateBackend for LocalBackend {
     }
 
     fn read(&self) -> Result<Option<StateDoc>, StateError> {
-        let Some(bytes) = self.read_snapshot()? else { return Ok(None) };
+        let Some(bytes) = self.read_snapshot()? else {
+            self.inner().seen = Some(None);
+            return Ok(None);
+        };
+        self.inner().seen = Some(Some(fsio::digest(&bytes)));
         let mut doc = self.parse_snapshot(&bytes)?;
         if let Some(journal) = self.read_journal()? {
             journal::replay(&mut doc, &fsio::digest(&bytes), &journal, &self.journal_path())?;
@@ -315,6 +332,24 @@ impl StateBackend for LocalBackend {
                 h.who, h.created, h.operation
             ))),
         }
+    }
+
+    /// The state files beside this one: `*.state.json` and `*.tfstate`-like names are not
+    /// guessed; a local workspace is a file named `<name>.state.json`, listed by `<name>`.
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        let dir = fsio::parent_dir(&self.path);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.read_error(&e, &dir)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".state.json")).map(str::to_string))
+            .filter(|n| !n.is_empty() && !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 }
 

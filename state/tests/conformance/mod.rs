@@ -1,0 +1,179 @@
+//! The conformance suite every `StateBackend` passes (issue 6): the same cases, run by each
+//! backend's test file against a real store (`suite(&|| backend on one state)`).
+//!
+//! `make` returns a new, independent handle on the same state (a second process would hold the
+//! same); the state starts empty.
+
+#![allow(dead_code)]
+
+use state::{lock_with_timeout, LockError, LockInfo, ResourceState, StateBackend, StateDoc, StateError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type Make<'a> = &'a (dyn Fn() -> Box<dyn StateBackend> + Sync);
+
+fn held(err: LockError) -> LockInfo {
+    match err {
+        LockError::Held(info) => *info,
+        other => panic!("expected Held, got {other:?}"),
+    }
+}
+
+fn doc(serial: u64, lineage: &str, addresses: &[String]) -> StateDoc {
+    let mut d = StateDoc::new(lineage.to_string());
+    d.serial = serial;
+    for a in addresses {
+        d.put(resource(a));
+    }
+    d
+}
+
+fn resource(address: &str) -> ResourceState {
+    ResourceState {
+        address: address.into(),
+        node: address.split('[').next().unwrap_or(address).into(),
+        index: None,
+        type_name: "tosca.nodes.Compute".into(),
+        provider: "local".into(),
+        site: None,
+        id: Some(format!("id-{address}")),
+        status: state::ResourceStatus::Created,
+        pending: None,
+        config: serde_json::json!({"properties": {"name": address}}),
+        attributes: Default::default(),
+        outputs: Default::default(),
+        sensitive: vec![],
+        dependencies: vec![],
+        private: serde_json::Value::Null,
+    }
+}
+
+/// Every case, in order, on one state.
+pub fn suite(make: Make<'_>) {
+    empty_then_round_trip(make);
+    locks_exclude_and_name_their_holder(make);
+    force_unlock_checks_the_id(make);
+    lock_timeout_waits_then_gives_the_holder(make);
+    a_stale_writer_is_refused(make);
+    concurrent_read_modify_write_loses_nothing(make);
+}
+
+pub fn empty_then_round_trip(make: Make<'_>) {
+    let b = make();
+    assert!(b.read().unwrap().is_none(), "a new state reads as none");
+    let d = doc(1, "lineage-conf", &["a".into(), "b[0]".into()]);
+    b.write(&d).unwrap();
+    assert_eq!(b.read().unwrap().unwrap(), d);
+    // Another handle sees the same bytes.
+    assert_eq!(make().read().unwrap().unwrap().to_bytes(), d.to_bytes());
+}
+
+pub fn locks_exclude_and_name_their_holder(make: Make<'_>) {
+    let (a, b) = (make(), make());
+    let info = LockInfo::new("apply", a.location());
+    a.lock(&info).unwrap();
+    let mine = LockInfo::new("plan", b.location());
+    assert_eq!(held(b.lock(&mine).unwrap_err()), info, "the contender learns who holds it");
+    assert_eq!(b.lock_holder().unwrap(), Some(info.clone()));
+    assert!(matches!(b.unlock(&mine.id), Err(LockError::NotHeld { .. })), "unlocking someone else's lock fails");
+    a.unlock(&info.id).unwrap();
+    assert_eq!(b.lock_holder().unwrap(), None);
+    b.lock(&mine).unwrap();
+    b.unlock(&mine.id).unwrap();
+}
+
+pub fn force_unlock_checks_the_id(make: Make<'_>) {
+    let (a, b) = (make(), make());
+    let info = LockInfo::new("apply", a.location());
+    a.lock(&info).unwrap();
+    assert!(b.force_unlock("not-the-id").is_err());
+    assert_eq!(b.lock_holder().unwrap().map(|h| h.id), Some(info.id.clone()));
+    match b.force_unlock(&info.id) {
+        Ok(()) => {
+            // Broken: the next locker gets it.
+            let next = LockInfo::new("plan", b.location());
+            b.lock(&next).unwrap();
+            b.unlock(&next.id).unwrap();
+        }
+        // Backends whose locks belong to a live process (the OS lock of the local file) refuse
+        // while that process runs, saying so.
+        Err(LockError::Failed { message, .. }) => {
+            assert!(message.contains("still running"), "{message}");
+            a.unlock(&info.id).unwrap();
+        }
+        Err(e) => panic!("force-unlock: {e}"),
+    }
+}
+
+pub fn lock_timeout_waits_then_gives_the_holder(make: Make<'_>) {
+    let (a, b) = (make(), make());
+    let info = LockInfo::new("apply", a.location());
+    a.lock(&info).unwrap();
+    let start = Instant::now();
+    let err = lock_with_timeout(b.as_ref(), &LockInfo::new("plan", b.location()), Duration::from_millis(800)).unwrap_err();
+    assert_eq!(held(err), info);
+    assert!(start.elapsed() >= Duration::from_millis(700), "it waited");
+    let a: Arc<dyn StateBackend> = Arc::from(a);
+    let releaser = {
+        let a = a.clone();
+        let id = info.id.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            a.unlock(&id).unwrap();
+        })
+    };
+    let mine = LockInfo::new("plan", b.location());
+    lock_with_timeout(b.as_ref(), &mine, Duration::from_secs(20)).unwrap();
+    releaser.join().unwrap();
+    b.unlock(&mine.id).unwrap();
+}
+
+pub fn a_stale_writer_is_refused(make: Make<'_>) {
+    let (a, b) = (make(), make());
+    let base = a.read().unwrap().unwrap();
+    let seen_by_b = b.read().unwrap().unwrap();
+    let mut newer = seen_by_b.clone();
+    newer.serial += 1;
+    newer.put(resource("written-by-b"));
+    b.write(&newer).unwrap();
+    let mut stale = base.clone();
+    stale.serial += 1;
+    stale.put(resource("written-by-a"));
+    match a.write(&stale) {
+        Err(StateError::Conflict { .. }) => {}
+        other => panic!("a write from a stale read must be refused, got {other:?}"),
+    }
+    let now = make().read().unwrap().unwrap();
+    assert!(now.resource("written-by-b").is_some() && now.resource("written-by-a").is_none(), "B's update survives");
+    // After reading again, A writes.
+    let mut fresh = a.read().unwrap().unwrap();
+    fresh.serial += 1;
+    fresh.remove("written-by-b");
+    a.write(&fresh).unwrap();
+}
+
+/// 20 writers at once, each: lock (waiting), read, add its resource, bump the serial, write,
+/// unlock. Nothing is lost and the serial counts every write.
+pub fn concurrent_read_modify_write_loses_nothing(make: Make<'_>) {
+    let start = make().read().unwrap().unwrap();
+    let writers = 20u64;
+    std::thread::scope(|s| {
+        for i in 0..writers {
+            s.spawn(move || {
+                let b = make();
+                let info = LockInfo::new("apply", b.location());
+                lock_with_timeout(b.as_ref(), &info, Duration::from_secs(120)).unwrap();
+                let mut d = b.read().unwrap().unwrap();
+                d.serial += 1;
+                d.put(resource(&format!("writer[{i}]")));
+                b.write(&d).unwrap();
+                b.unlock(&info.id).unwrap();
+            });
+        }
+    });
+    let end = make().read().unwrap().unwrap();
+    assert_eq!(end.serial, start.serial + writers, "one serial per write");
+    for i in 0..writers {
+        assert!(end.resource(&format!("writer[{i}]")).is_some(), "writer {i}'s update was lost");
+    }
+}
