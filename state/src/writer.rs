@@ -185,6 +185,9 @@ mod tests {
         fn force_unlock(&self, _: &str) -> Result<(), LockError> {
             Ok(())
         }
+        fn list(&self) -> Result<Vec<String>, StateError> {
+            Ok(Vec::new())
+        }
     }
 
     #[test]
