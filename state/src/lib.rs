@@ -7,8 +7,14 @@
 
 pub mod backend;
 pub mod doc;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod local;
 pub mod lock;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod writer;
 
 pub use backend::{LockError, LockInfo, StateBackend, StateError};
@@ -16,6 +22,12 @@ pub use doc::{
     JournalEntry, OutputState, PendingOp, ResourceState, ResourceStatus, StateDoc, TemplateRef,
     STATE_VERSION,
 };
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdBackend;
 pub use local::LocalBackend;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBackend;
 pub use lock::{lock_with_timeout, parse_duration, render_lock_info};
+#[cfg(feature = "s3")]
+pub use s3::{S3Backend, S3Config};
 pub use writer::StateWriter;
