@@ -306,6 +306,25 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The error with an S3 XML error document in it cut down to its code and message.
+fn tidy(text: String) -> String {
+    let Some(start) = text.find("<?xml") else { return text };
+    let xml = &text[start..];
+    let tag = |t: &str| {
+        let (open, close) = (format!("<{t}>"), format!("</{t}>"));
+        let from = xml.find(&open)? + open.len();
+        let len = xml[from..].find(&close)?;
+        Some(xml[from..from + len].to_string())
+    };
+    let summary = match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => "an S3 error document".to_string(),
+    };
+    let rest = xml.find("</Error>").map_or("", |end| &xml[end + "</Error>".len()..]);
+    format!("{}{summary}{rest}", &text[..start])
+}
+
 /// Names allowed for a state and for prefix segments: what S3 keys and object_store paths keep
 /// as they are.
 fn check_segment(what: &str, segment: &str) -> Result<(), String> {
@@ -453,7 +472,7 @@ impl S3Backend {
 
     /// What went wrong with a request on `url`, and what to do about it.
     fn explain(&self, err: &object_store::Error, url: &str) -> String {
-        let text = chain(err);
+        let text = tidy(chain(err));
         let hint = if text.contains("NoSuchBucket") {
             format!("the bucket {} does not exist at {}: create it, or fix the backend's bucket", self.bucket, self.endpoint)
         } else if matches!(err, object_store::Error::Unauthenticated { .. } | object_store::Error::PermissionDenied { .. })

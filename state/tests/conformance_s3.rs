@@ -236,6 +236,46 @@ fn a_renewing_holder_keeps_the_lock_past_the_ttl() {
     b.unlock(&mine.id).unwrap();
 }
 
+/// A lock taken over behind a holder's back (as after a long network partition) is never deleted
+/// by that holder's unlock, and once its renewal notices, its writes are refused.
+#[test]
+fn a_holder_whose_lock_was_taken_over_neither_writes_nor_deletes_it() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = new_bucket(&endpoint, "lost");
+    let a = backend(&endpoint, &bucket, "l");
+    let info = LockInfo::new("apply", a.location());
+    a.lock(&info).unwrap();
+    let d = a.read().unwrap().unwrap_or_else(|| StateDoc::new("lost".into()));
+    let take_over = || {
+        let other = LockInfo::new("apply", a.location());
+        let record = serde_json::json!({
+            "info": other,
+            "expires": humantime::format_rfc3339_millis(std::time::SystemTime::now() + Duration::from_secs(300)).to_string(),
+        });
+        raw_put(&endpoint, &bucket, "team/prod/l.lock", &serde_json::to_vec(&record).unwrap());
+        other
+    };
+    // Unlocked before its renewal noticed: the conditional DELETE (If-Match on its own ETag) is
+    // refused, and the new holder keeps the lock.
+    let other = take_over();
+    a.unlock(&info.id).unwrap();
+    assert_eq!(a.lock_holder().unwrap(), Some(other.clone()));
+    a.force_unlock(&other.id).unwrap();
+    // Its renewal notices, and writes are refused.
+    a.lock(&info).unwrap();
+    let other = take_over();
+    std::thread::sleep(RENEW_INTERVAL + Duration::from_secs(2));
+    let err = a.write(&d).unwrap_err().to_string();
+    assert!(err.contains("taken over") && err.contains(&other.id) && err.contains("nothing was written"), "{err}");
+    a.unlock(&info.id).unwrap();
+    let b = backend(&endpoint, &bucket, "l");
+    assert_eq!(b.lock_holder().unwrap(), Some(other.clone()), "the new holder's lock object stays");
+    // Its unlock (a stale ETag) does not delete the new holder's lock either.
+    a.lock(&LockInfo::new("plan", a.location())).unwrap_err();
+    b.force_unlock(&other.id).unwrap();
+    assert_eq!(b.lock_holder().unwrap(), None);
+}
+
 /// Kills the child when the test ends, whatever happens.
 struct Reap(Child);
 impl Drop for Reap {
