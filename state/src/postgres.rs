@@ -1,0 +1,318 @@
+//! The PostgreSQL backend: one row per state in `rosca_states` (document + version for the
+//! compare-and-swap), a session advisory lock per state (released by PostgreSQL when the
+//! holder's connection dies, so it can never stay stuck), and the holder's `LockInfo` in
+//! `rosca_locks` so a contender can say who holds it.
+
+use crate::backend::{LockError, LockInfo, StateBackend, StateError};
+use crate::doc::StateDoc;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct PostgresBackend {
+    name: String,
+    /// `postgres://user@host:port/db`, without the password.
+    shown: String,
+    options: PgConnectOptions,
+    pool: PgPool,
+    rt: tokio::runtime::Runtime,
+    /// Version of the row last read or written (`Some(0)`: no row), for the compare-and-swap.
+    seen: Mutex<Option<i64>>,
+    /// The session holding our advisory lock, and the lock's id.
+    held: Arc<tokio::sync::Mutex<Option<(PgConnection, LockInfo)>>>,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS rosca_states (name TEXT PRIMARY KEY, doc TEXT NOT NULL, version BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rosca_locks (name TEXT PRIMARY KEY, info TEXT NOT NULL)",
+];
+
+/// The advisory lock key of a state: a stable 64-bit FNV-1a of `rosca:<name>`.
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("rosca:{name}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+impl PostgresBackend {
+    /// Connects (and creates the tables when missing). `url` is a `postgres://` URL; the
+    /// password may come from it or from `PGPASSWORD`.
+    pub fn new(url: &str, name: &str) -> Result<PostgresBackend, StateError> {
+        let failed = |message: String| StateError::Read { location: format!("postgres state {name}"), message };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| failed(format!("invalid PostgreSQL URL: {e} (write postgres://user@host:5432/database)")))?;
+        let shown = format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rosca-state-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| failed(format!("cannot start a runtime: {e}")))?;
+        let opts = options.clone();
+        let pool = run(&rt, async move {
+            let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(10)).connect_with(opts).await?;
+            // Concurrent first runs must not race on CREATE TABLE.
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7269617123)").execute(&mut *tx).await?;
+            for s in SCHEMA {
+                sqlx::query(s).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(pool)
+        })
+        .map_err(|e| failed(format!("{shown}: {e}; check that PostgreSQL answers there and the user may create tables")))?;
+        Ok(PostgresBackend { name: name.to_string(), shown, options, pool, rt, seen: Mutex::new(None), held: Arc::default() })
+    }
+
+    fn run<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+        run(&self.rt, f)
+    }
+
+    fn lock_failed(&self, e: impl std::fmt::Display) -> LockError {
+        LockError::Failed { location: self.location(), message: e.to_string() }
+    }
+
+    fn read_failed(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Read { location: self.location(), message: e.to_string() }
+    }
+
+    fn write_failed(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Write { location: self.location(), message: e.to_string() }
+    }
+
+    /// The recorded holder, if the advisory lock is taken; `None` when free (a row left by a
+    /// holder whose session died is removed on the way).
+    fn holder(&self) -> Result<Option<LockInfo>, LockError> {
+        let (pool, name, key) = (self.pool.clone(), self.name.clone(), lock_key(&self.name));
+        let out = self.run(async move {
+            let mut conn = pool.acquire().await?;
+            let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await?;
+            if free {
+                sqlx::query("DELETE FROM rosca_locks WHERE name = $1").bind(&name).execute(&mut *conn).await?;
+                sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut *conn).await?;
+                return Ok(None);
+            }
+            let info: Option<String> = sqlx::query_scalar("SELECT info FROM rosca_locks WHERE name = $1").bind(&name).fetch_optional(&mut *conn).await?;
+            Ok::<_, sqlx::Error>(Some(info))
+        });
+        match out.map_err(|e| self.lock_failed(e))? {
+            None => Ok(None),
+            Some(info) => Ok(Some(self.parse_info(info))),
+        }
+    }
+
+    fn parse_info(&self, info: Option<String>) -> LockInfo {
+        info.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_else(|| LockInfo {
+            id: String::new(),
+            operation: "unknown".into(),
+            info: format!("the advisory lock of state {} is held by a session that has not recorded its lock info (yet)", self.name),
+            who: "unknown".into(),
+            version: String::new(),
+            created: String::new(),
+            path: self.location(),
+        })
+    }
+}
+
+/// Runs `f` on the backend's own runtime and waits for it on this thread: safe from any thread,
+/// including one inside another tokio runtime.
+fn run<T: Send + 'static>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().expect("the state backend's runtime stopped")
+}
+
+impl StateBackend for PostgresBackend {
+    fn location(&self) -> String {
+        format!("{} (state {})", self.shown, self.name)
+    }
+
+    fn read(&self) -> Result<Option<StateDoc>, StateError> {
+        let (pool, name) = (self.pool.clone(), self.name.clone());
+        let row = self
+            .run(async move { sqlx::query("SELECT doc, version FROM rosca_states WHERE name = $1").bind(name).fetch_optional(&pool).await })
+            .map_err(|e| self.read_failed(e))?;
+        let Some(row) = row else {
+            *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(0);
+            return Ok(None);
+        };
+        let (doc, version): (String, i64) = (row.try_get(0).map_err(|e| self.read_failed(e))?, row.try_get(1).map_err(|e| self.read_failed(e))?);
+        let parsed = StateDoc::from_bytes(doc.as_bytes()).map_err(|message| StateError::Corrupt { location: self.location(), message })?;
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+        Ok(Some(parsed))
+    }
+
+    fn write(&self, doc: &StateDoc) -> Result<(), StateError> {
+        let text = String::from_utf8(doc.to_bytes()).map_err(|e| self.write_failed(e))?;
+        let seen = *self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (pool, name) = (self.pool.clone(), self.name.clone());
+        let outcome = self
+            .run(async move {
+                match seen {
+                    // Never read: an unconditional upsert (e.g. `state push`).
+                    None => {
+                        let v: i64 = sqlx::query_scalar(
+                            "INSERT INTO rosca_states (name, doc, version) VALUES ($1, $2, 1) \
+                             ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc, version = rosca_states.version + 1 RETURNING version",
+                        )
+                        .bind(&name)
+                        .bind(&text)
+                        .fetch_one(&pool)
+                        .await?;
+                        Ok::<_, sqlx::Error>(Some(v))
+                    }
+                    Some(0) => {
+                        sqlx::query_scalar("INSERT INTO rosca_states (name, doc, version) VALUES ($1, $2, 1) ON CONFLICT (name) DO NOTHING RETURNING version")
+                            .bind(&name)
+                            .bind(&text)
+                            .fetch_optional(&pool)
+                            .await
+                    }
+                    Some(v) => {
+                        sqlx::query_scalar("UPDATE rosca_states SET doc = $1, version = version + 1 WHERE name = $2 AND version = $3 RETURNING version")
+                            .bind(&text)
+                            .bind(&name)
+                            .bind(v)
+                            .fetch_optional(&pool)
+                            .await
+                    }
+                }
+            })
+            .map_err(|e| self.write_failed(e))?;
+        match outcome {
+            Some(v) => {
+                *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                Ok(())
+            }
+            None => Err(StateError::Conflict {
+                location: self.location(),
+                message: format!("the row is no longer at version {}", seen.unwrap_or(0)),
+            }),
+        }
+    }
+
+    fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        let (held, options, name, key, info_c) = (self.held.clone(), self.options.clone(), self.name.clone(), lock_key(&self.name), info.clone());
+        let out = self.run(async move {
+            let mut guard = held.lock().await;
+            if let Some((_, h)) = guard.as_ref() {
+                return Ok(if h.id == info_c.id { None } else { Some(Some(serde_json::to_string(h).unwrap_or_default())) });
+            }
+            // A session of its own: the advisory lock lives exactly as long as it.
+            let mut conn = PgConnection::connect_with(&options).await?;
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await?;
+            if !got {
+                let recorded: Option<String> = sqlx::query_scalar("SELECT info FROM rosca_locks WHERE name = $1").bind(&name).fetch_optional(&mut conn).await?;
+                let _ = conn.close().await;
+                return Ok(Some(recorded));
+            }
+            let json = serde_json::to_string(&info_c).unwrap_or_default();
+            sqlx::query("INSERT INTO rosca_locks (name, info) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET info = EXCLUDED.info")
+                .bind(&name)
+                .bind(&json)
+                .execute(&mut conn)
+                .await?;
+            *guard = Some((conn, info_c));
+            Ok::<_, sqlx::Error>(None)
+        });
+        match out.map_err(|e| self.lock_failed(e))? {
+            None => Ok(()),
+            Some(recorded) => Err(LockError::Held(Box::new(self.parse_info(recorded)))),
+        }
+    }
+
+    fn unlock(&self, id: &str) -> Result<(), LockError> {
+        let (held, name, key, id_c) = (self.held.clone(), self.name.clone(), lock_key(&self.name), id.to_string());
+        let released = self.run(async move {
+            let mut guard = held.lock().await;
+            match guard.take() {
+                Some((mut conn, info)) if info.id == id_c => {
+                    let _ = sqlx::query("DELETE FROM rosca_locks WHERE name = $1").bind(&name).execute(&mut conn).await;
+                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut conn).await;
+                    let _ = conn.close().await;
+                    true
+                }
+                other => {
+                    *guard = other;
+                    false
+                }
+            }
+        });
+        if released {
+            Ok(())
+        } else {
+            Err(LockError::NotHeld { location: self.location(), id: id.to_string() })
+        }
+    }
+
+    fn lock_holder(&self) -> Result<Option<LockInfo>, LockError> {
+        self.holder()
+    }
+
+    /// Ends the holder's session (`pg_terminate_backend`), which releases its advisory lock: the
+    /// only way to break a session lock from outside. Needs the right to terminate that session
+    /// (the same role, or `pg_signal_backend`).
+    fn force_unlock(&self, id: &str) -> Result<(), LockError> {
+        match self.holder()? {
+            Some(h) if h.id == id => {}
+            _ => return Err(LockError::NotHeld { location: self.location(), id: id.to_string() }),
+        }
+        let (pool, name, key) = (self.pool.clone(), self.name.clone(), lock_key(&self.name));
+        let (classid, objid) = (((key as u64) >> 32) as i64, ((key as u64) & 0xffff_ffff) as i64);
+        self.run(async move {
+            let pids: Vec<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1 AND granted",
+            )
+            .bind(classid)
+            .bind(objid)
+            .fetch_all(&pool)
+            .await?;
+            for pid in pids {
+                sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&pool).await?;
+            }
+            sqlx::query("DELETE FROM rosca_locks WHERE name = $1").bind(&name).execute(&pool).await?;
+            Ok::<_, sqlx::Error>(())
+        })
+        .map_err(|e| self.lock_failed(format!("{e}; the holder's session could not be ended (it needs the same role or pg_signal_backend)")))
+    }
+
+    fn list(&self) -> Result<Vec<String>, StateError> {
+        let pool = self.pool.clone();
+        self.run(async move { sqlx::query_scalar("SELECT name FROM rosca_states ORDER BY name").fetch_all(&pool).await }).map_err(|e| self.read_failed(e))
+    }
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        // Closing the session releases the advisory lock; the info row is removed with it.
+        let (held, name) = (self.held.clone(), self.name.clone());
+        run(&self.rt, async move {
+            if let Some((mut conn, _)) = held.lock().await.take() {
+                let _ = sqlx::query("DELETE FROM rosca_locks WHERE name = $1").bind(&name).execute(&mut conn).await;
+                let _ = conn.close().await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        assert_eq!(super::lock_key("prod"), super::lock_key("prod"));
+        assert_ne!(super::lock_key("prod"), super::lock_key("dev"));
+    }
+}
