@@ -11,6 +11,26 @@ if ! command -v cargo >/dev/null; then
   echo "cargo is required (https://rustup.rs)" >&2
   exit 2
 fi
+# The etcd client generates its gRPC code at build time: it needs protoc and the standard
+# .proto files (Debian's protobuf-compiler and libprotobuf-dev).
+if ! command -v protoc >/dev/null || [ ! -f /usr/include/google/protobuf/descriptor.proto ]; then
+  echo "installing protobuf-compiler and libprotobuf-dev (needed to build the etcd client)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev >&2 \
+    || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev >&2; } \
+    || { echo "cannot install protobuf-compiler (run as root, or install it yourself)" >&2; exit 2; }
+fi
+# Real services for the shared state backends (state/tests/conformance_*.rs): etcd and an
+# S3-compatible server (moto) through scripts/services/; ROSCA_SKIP_ETCD=1 / ROSCA_SKIP_S3=1 skip.
+if [ "${ROSCA_SKIP_ETCD:-0}" != 1 ] && [ -z "${ROSCA_TEST_ETCD_ENDPOINTS:-}" ]; then
+  ROSCA_TEST_ETCD_ENDPOINTS=$(scripts/services/etcd.sh) || { echo "etcd could not be started (ROSCA_SKIP_ETCD=1 skips its tests)" >&2; exit 2; }
+  export ROSCA_TEST_ETCD_ENDPOINTS
+fi
+if [ "${ROSCA_SKIP_S3:-0}" != 1 ] && [ -z "${ROSCA_TEST_S3_ENDPOINT:-}" ]; then
+  ROSCA_TEST_S3_ENDPOINT=$(scripts/services/s3.sh) || { echo "the S3 server could not be started (ROSCA_SKIP_S3=1 skips its tests)" >&2; exit 2; }
+  export ROSCA_TEST_S3_ENDPOINT
+  # moto takes any key; real credentials never come from the project.
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}" AWS_REGION="${AWS_REGION:-us-east-1}"
+fi
 # PostgreSQL for the scale-out test (cli/tests/scale_out.rs): a server that already answers, else
 # Debian's, installed and started by scripts/services/postgres.sh. ROSCA_SKIP_PG=1 skips both.
 if [ "${ROSCA_SKIP_PG:-0}" != 1 ] && [ -z "${ROSCA_TEST_PG_URL:-}" ]; then

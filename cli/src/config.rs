@@ -41,11 +41,23 @@ pub struct ToscaConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `local` (the default).
-    #[serde(rename = "type")]
+    /// `local` (the default), `postgres`, `etcd`, `s3`, `http`.
+    #[serde(alias = "type")]
     pub kind: Option<String>,
+    /// The state's name (workspace) in a shared backend (default `default`); for `local`,
+    /// the file `<name>.state.json` when `path` is not given.
+    pub name: Option<String>,
     /// State file of the local backend (default `rosca.state.json`).
     pub path: Option<PathBuf>,
+    /// `postgres://...` (postgres) or the state URL (http).
+    pub url: Option<String>,
+    /// etcd client URLs.
+    pub endpoints: Option<Vec<String>>,
+    /// S3: bucket, endpoint (S3-compatible servers), region, key prefix.
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,6 +1,7 @@
 //! `rosca`: the command-line front-end. Thin: parses arguments and config, calls the library
 //! crates, renders their results. Exit codes: 0 ok, 1 invalid input, 2 usage or IO error.
 
+mod backend;
 mod commands;
 mod config;
 mod progress;

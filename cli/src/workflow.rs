@@ -7,7 +7,7 @@ use planner::plan::{Drift, Plan, PlanMode};
 use planner::{PlanRequest, Registry};
 use providers::Provider;
 use sha2::{Digest, Sha256};
-use state::{LocalBackend, LockInfo, StateBackend, StateDoc, StateWriter};
+use state::{LockInfo, StateBackend, StateDoc, StateWriter};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,20 +59,11 @@ impl Workspace {
     }
 
     fn open_inner(config: Config, args: &StateArgs) -> Result<Workspace, String> {
-        let path = args
-            .state
-            .clone()
-            .or_else(|| config.backend.path.as_ref().map(|p| config.resolve(p)))
-            .unwrap_or_else(|| PathBuf::from("rosca.state.json"));
-        if let Some(kind) = config.backend.kind.as_deref() {
-            if kind != "local" {
-                return Err(format!("rosca.toml: backend type `{kind}` is not available in this build (available: local)"));
-            }
-        }
+        let backend = crate::backend::open(&config, args.state.clone())?;
         let lock_timeout = state::parse_duration(&args.lock_timeout).map_err(|e| format!("--lock-timeout: {e}"))?;
         let workdir = config.apply.workdir.as_ref().map(|p| config.resolve(p)).unwrap_or_else(|| PathBuf::from(".rosca"));
         let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
-        Ok(Workspace { backend: Arc::new(LocalBackend::new(path)), lock_timeout, locking: args.lock, workdir, config })
+        Ok(Workspace { backend, lock_timeout, locking: args.lock, workdir, config })
     }
 
     pub fn lock(&self, operation: &str) -> Result<Locked, String> {
