@@ -38,6 +38,18 @@ pub enum StateCommand {
     },
     /// Rename an instance in the state (e.g. after renaming its node template).
     Mv { from: String, to: String },
+    /// List the states (workspaces) the backend holds.
+    Workspaces,
+    /// Copy the state to another backend (a TOML file with a `[backend]` table), with both
+    /// locked; refuses a target that already has a state unless --force.
+    Migrate {
+        /// A TOML file whose `[backend]` table is the target.
+        #[arg(long)]
+        to: PathBuf,
+        /// Replace a state the target already has.
+        #[arg(long)]
+        force: bool,
+    },
     /// Release a lock left by a run that died.
     ForceUnlock {
         lock_id: String,
@@ -153,6 +165,12 @@ pub fn run(cmd: StateCommand, state_args: StateArgs, config: Config) -> Result<E
             writer.remove(&from).and_then(|_| writer.put(moved)).and_then(|_| writer.finish().map(|_| ())).map_err(|e| Failure::Invalid(e.to_string()))?;
             println!("Moved {from} to {to}.");
         }
+        StateCommand::Workspaces => {
+            for name in ws.backend.list().map_err(|e| Failure::Invalid(e.to_string()))? {
+                println!("{name}");
+            }
+        }
+        StateCommand::Migrate { to, force } => migrate(&ws, &to, force)?,
         StateCommand::ForceUnlock { lock_id, force } => {
             if !force {
                 if !std::io::stdin().is_terminal() {
@@ -174,6 +192,43 @@ pub fn run(cmd: StateCommand, state_args: StateArgs, config: Config) -> Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the state to the backend of `to`, both locked for the copy.
+fn migrate(ws: &Workspace, to: &std::path::Path, force: bool) -> Result<(), Failure> {
+    let target_config = crate::config::Config::load(Some(to)).map_err(Failure::Usage)?;
+    let target = crate::backend::open(&target_config, None).map_err(Failure::Usage)?;
+    if target.location() == ws.backend.location() {
+        return Err(Failure::Usage(format!("{}: the target is the state itself ({})", to.display(), target.location())));
+    }
+    let _source_lock = ws.lock("state-migrate")?;
+    let info = state::LockInfo::new("state-migrate", target.location());
+    state::lock_with_timeout(target.as_ref(), &info, ws.lock_timeout).map_err(|e| match e {
+        state::LockError::Held(h) => Failure::Invalid(format!("the target state is locked by another operation:\n{}", state::render_lock_info(&h))),
+        other => Failure::Invalid(other.to_string()),
+    })?;
+    let result = (|| {
+        let doc = ws.backend.read().map_err(|e| Failure::Invalid(e.to_string()))?.ok_or_else(|| {
+            Failure::Invalid(format!("{} holds no state: nothing to migrate", ws.backend.location()))
+        })?;
+        if let Some(existing) = target.read().map_err(|e| Failure::Invalid(e.to_string()))? {
+            if !force && (existing.serial > 0 || !existing.resources.is_empty()) {
+                return Err(Failure::Invalid(format!(
+                    "{} already holds a state ({} resources, serial {}, lineage {}); pass --force to replace it",
+                    target.location(),
+                    existing.resources.len(),
+                    existing.serial,
+                    existing.lineage
+                )));
+            }
+        }
+        target.write(&doc).map_err(|e| Failure::Invalid(e.to_string()))?;
+        println!("Migrated the state ({} resources, serial {}) from {} to {}.", doc.resources.len(), doc.serial, ws.backend.location(), target.location());
+        println!("Point [backend] of rosca.toml at the new backend before the next run.");
+        Ok(())
+    })();
+    let _ = target.unlock(&info.id);
+    result
 }
 
 fn not_found(doc: &StateDoc, address: &str) -> Failure {

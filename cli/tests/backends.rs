@@ -73,3 +73,28 @@ fn two_working_directories_share_one_state_on_every_backend() {
         assert_eq!(doc["resources"], json!([]), "{kind}");
     }
 }
+
+#[test]
+fn migrate_copies_the_state_to_another_backend_and_refuses_to_overwrite() {
+    let Some(url) = std::env::var("ROSCA_TEST_PG_URL").ok().filter(|v| !v.is_empty()) else {
+        assert_eq!(std::env::var("ROSCA_SKIP_PG").as_deref(), Ok("1"), "ROSCA_TEST_PG_URL is not set: run scripts/test.sh or set ROSCA_SKIP_PG=1");
+        return;
+    };
+    let w = Workdir::new("migrate");
+    w.write("app.yaml", TEMPLATE);
+    w.ok(&["apply", "app.yaml", "--auto-approve"]);
+    let before = w.state();
+    let target = format!("[backend]\nkind = \"postgres\"\nurl = \"{url}\"\nname = \"{}\"\n", unique("migrated"));
+    w.write("target.toml", &target);
+    let out = w.ok(&["state", "migrate", "--to", "target.toml"]);
+    assert!(out.contains("Migrated the state (2 resources, serial"), "{out}");
+    // The target now answers for it: same document.
+    let t = Workdir::new("migrate-target");
+    t.write("rosca.toml", &target);
+    assert_eq!(t.state(), before);
+    assert_eq!(t.ok(&["state", "list"]).lines().collect::<Vec<_>>(), vec!["app[0]", "app[1]"]);
+    // Again: the target is not empty.
+    let out = w.expect(1, &["state", "migrate", "--to", "target.toml"]);
+    assert!(util::stderr(&out).contains("already holds a state (2 resources"), "{}", show(&out));
+    w.ok(&["state", "migrate", "--to", "target.toml", "--force"]);
+}
