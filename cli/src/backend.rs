@@ -79,8 +79,19 @@ pub fn open(config: &Config, state_flag: Option<PathBuf>) -> Result<Arc<dyn Stat
             let cfg = state::S3Config { bucket, endpoint: b.endpoint.clone(), region: b.region.clone(), prefix: b.prefix.clone() };
             Ok(Arc::new(state::S3Backend::new(cfg, &name).map_err(|e| e.to_string())?))
         }
+        "http" => {
+            let url = need(b.url.as_ref(), "url")?;
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let auth = match (env("ROSCA_BACKEND_HTTP_TOKEN"), env("ROSCA_BACKEND_HTTP_USERNAME"), env("ROSCA_BACKEND_HTTP_PASSWORD")) {
+                (Some(token), _, _) => state::HttpAuth::Bearer(token),
+                (None, Some(username), password) => state::HttpAuth::Basic { username, password: password.unwrap_or_default() },
+                (None, None, Some(_)) => return Err("ROSCA_BACKEND_HTTP_PASSWORD is set without ROSCA_BACKEND_HTTP_USERNAME: set both for basic auth, or ROSCA_BACKEND_HTTP_TOKEN for a bearer token".into()),
+                (None, None, None) => state::HttpAuth::None,
+            };
+            Ok(Arc::new(state::HttpBackend::new(&url, auth).map_err(|e| e.to_string())?))
+        }
         other => Err(format!(
-            "rosca.toml [backend]: unknown kind `{other}` (available: local, postgres, etcd, s3)"
+            "rosca.toml [backend]: unknown kind `{other}` (available: local, postgres, etcd, s3, http)"
         )),
     }
 }

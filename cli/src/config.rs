@@ -100,6 +100,9 @@ pub struct ServerConfig {
     pub max_body: Option<usize>,
     /// Job lease (`30s`): a job whose server died is taken over after it expires.
     pub lease: Option<String>,
+    /// `/state/{name}` (the CLI's http backend): a lock whose holder never unlocks lapses after
+    /// this long without a write or re-lock by its holder (`10m`).
+    pub state_lock_ttl: Option<String>,
     /// Trusted OIDC issuers; without any, the server refuses to start unless `--no-auth`.
     pub auth: Option<server::auth::AuthConfig>,
     /// `GET /configuration`: `cpr_url`, `slam_url`, `cmdb_url`, `im_url`, `monitoring_url`, ...

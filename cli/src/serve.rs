@@ -37,6 +37,9 @@ pub fn run(args: ServeArgs, config: Config) -> Result<ExitCode, String> {
     let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
     let database = args.database.clone().or(sc.database.clone()).unwrap_or_else(|| format!("sqlite://{}", data_dir.join("rosca.db").display()));
     let lease = sc.lease.as_deref().map(state::parse_duration).transpose().map_err(|e| format!("rosca.toml [server] lease: {e}"))?.unwrap_or(Duration::from_secs(30));
+    if let Some(ttl) = sc.state_lock_ttl.as_deref() {
+        server::api::state::set_lock_ttl(state::parse_duration(ttl).map_err(|e| format!("rosca.toml [server] state_lock_ttl: {e}"))?);
+    }
     let auth_config = sc.auth.clone();
     let auth = match (args.no_auth, auth_config) {
         (true, _) => Auth::disabled(),

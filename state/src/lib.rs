@@ -9,6 +9,8 @@ pub mod backend;
 pub mod doc;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod local;
 pub mod lock;
 #[cfg(feature = "postgres")]
@@ -24,6 +26,8 @@ pub use doc::{
 };
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdBackend;
+#[cfg(feature = "http")]
+pub use http::{HttpAuth, HttpBackend};
 pub use local::LocalBackend;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;

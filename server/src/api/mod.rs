@@ -4,6 +4,7 @@
 mod deployments;
 mod extra;
 mod resources;
+pub mod state;
 
 use crate::auth::{Auth, AuthError, Principal};
 use crate::engine::Engine;
@@ -70,6 +71,9 @@ fn routes(state: AppState) -> Router {
         .route("/deployments/{id}/resources/{rid}/actions", post(resources::action))
         .route("/schedules", get(extra::schedules).post(extra::create_schedule))
         .route("/schedules/{*rest}", get(extra::schedules).post(extra::schedules))
+        .route("/state", get(state::list))
+        .route("/state/{name}", axum::routing::any(state::handle))
+        .route("/state/{name}/lock", get(state::holder))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

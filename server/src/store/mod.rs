@@ -2,6 +2,7 @@
 //! file, created on first start) or PostgreSQL (several servers share one), through one sqlx
 //! `AnyPool` and SQL both understand.
 
+pub mod cli_state;
 mod schema;
 
 use serde_json::{Map, Value};

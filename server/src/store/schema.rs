@@ -84,4 +84,25 @@ pub const MIGRATIONS: &[(i64, &str, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS deployments_by_group ON deployments (user_group, created_at, id)",
         ],
     ),
+    (
+        3,
+        "states of the CLI's http backend (`/state/{name}`), apart from deployments' states, and their locks",
+        &[
+            // `doc` is NULL while the state is only claimed (locked before its first write).
+            "CREATE TABLE IF NOT EXISTS cli_states (
+                name TEXT PRIMARY KEY,
+                doc TEXT,
+                etag TEXT,
+                owner_issuer TEXT,
+                owner_subject TEXT,
+                updated_at BIGINT NOT NULL
+            )",
+            "CREATE TABLE IF NOT EXISTS cli_state_locks (
+                name TEXT PRIMARY KEY,
+                lock_id TEXT NOT NULL,
+                info TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+        ],
+    ),
 ];
