@@ -43,8 +43,44 @@ pub fn effective(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Backe
     b
 }
 
-/// Opens the configured backend. `state_flag` is `--state PATH` (local only).
+/// Opens the configured backend, encrypted when `[backend.encryption]` says so.
 pub fn open(config: &Config, state_flag: Option<PathBuf>) -> Result<Arc<dyn StateBackend>, String> {
+    let plain = open_plain(config, state_flag)?;
+    match &config.backend.encryption {
+        None => Ok(plain),
+        Some(enc) => {
+            let keys = keys(config, enc, &|k| std::env::var(k).ok())?;
+            Ok(Arc::new(state::EncryptedBackend::new(plain, keys, enc.allow_plaintext)?))
+        }
+    }
+}
+
+/// The keys of `[backend.encryption]`: the current one first, then the old one if any.
+fn keys(config: &Config, enc: &crate::config::EncryptionConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<state::KeySource>, String> {
+    let source = |var: &Option<String>, file: &Option<PathBuf>, pass: &Option<String>, default_var: Option<&str>| -> Result<Option<state::KeySource>, String> {
+        if let Some(v) = var.as_deref().or(if file.is_none() && pass.is_none() { default_var } else { None }) {
+            let text = env(v).filter(|t| !t.is_empty()).ok_or_else(|| format!("[backend.encryption]: environment variable {v} (the state key) is not set"))?;
+            return state::KeySource::from_base64(&text, v).map(Some);
+        }
+        if let Some(f) = file {
+            let path = config.resolve(f);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("[backend.encryption]: cannot read the key file {}: {e}", path.display()))?;
+            return state::KeySource::from_base64(&text, &path.display().to_string()).map(Some);
+        }
+        if let Some(v) = pass {
+            let text = env(v).filter(|t| !t.is_empty()).ok_or_else(|| format!("[backend.encryption]: environment variable {v} (the state passphrase) is not set"))?;
+            return Ok(Some(state::KeySource::Passphrase(text)));
+        }
+        Ok(None)
+    };
+    let mut keys = Vec::new();
+    keys.extend(source(&enc.key_env, &enc.key_file, &enc.passphrase_env, Some("ROSCA_STATE_KEY"))?);
+    keys.extend(source(&enc.old_key_env, &enc.old_key_file, &enc.old_passphrase_env, None)?);
+    Ok(keys)
+}
+
+/// The configured backend without encryption. `state_flag` is `--state PATH` (local only).
+fn open_plain(config: &Config, state_flag: Option<PathBuf>) -> Result<Arc<dyn StateBackend>, String> {
     let b = effective(config, &|k| std::env::var(k).ok());
     let kind = b.kind.as_deref().unwrap_or("local");
     let name = b.name.clone().unwrap_or_else(|| "default".to_string());

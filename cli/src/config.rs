@@ -58,6 +58,28 @@ pub struct BackendConfig {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub prefix: Option<String>,
+    /// Client-side encryption of the state (any kind).
+    pub encryption: Option<EncryptionConfig>,
+}
+
+/// `[backend.encryption]`: where the keys are (never the keys themselves). With no source set,
+/// the key is read from `ROSCA_STATE_KEY`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Variable holding a base64 256-bit key.
+    pub key_env: Option<String>,
+    /// File holding a base64 256-bit key.
+    pub key_file: Option<PathBuf>,
+    /// Variable holding a passphrase (PBKDF2-stretched).
+    pub passphrase_env: Option<String>,
+    /// The previous key, to open a state while rotating (`rosca state rekey`).
+    pub old_key_env: Option<String>,
+    pub old_key_file: Option<PathBuf>,
+    pub old_passphrase_env: Option<String>,
+    /// Read a state that is not encrypted yet (migrating to encryption).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -40,6 +40,9 @@ pub enum StateCommand {
     Mv { from: String, to: String },
     /// List the states (workspaces) the backend holds.
     Workspaces,
+    /// Re-encrypt the state with the current key of [backend.encryption] (opening it with the
+    /// old key, or reading it plain when allow_plaintext is set).
+    Rekey,
     /// Copy the state to another backend (a TOML file with a `[backend]` table), with both
     /// locked; refuses a target that already has a state unless --force.
     Migrate {
@@ -171,6 +174,15 @@ pub fn run(cmd: StateCommand, state_args: StateArgs, config: Config) -> Result<E
             }
         }
         StateCommand::Migrate { to, force } => migrate(&ws, &to, force)?,
+        StateCommand::Rekey => {
+            if ws.config.backend.encryption.is_none() {
+                return Err(Failure::Usage("rekey needs [backend.encryption] in rosca.toml (the new key, and the old one as old_key_env / old_key_file / old_passphrase_env)".into()));
+            }
+            let _lock = ws.lock("state-rekey")?;
+            let doc = ws.backend.read().map_err(|e| Failure::Invalid(e.to_string()))?.ok_or_else(|| Failure::Invalid("there is no state to re-encrypt".into()))?;
+            ws.backend.write(&doc).map_err(|e| Failure::Invalid(e.to_string()))?;
+            println!("The state is now encrypted with the current key ({} resources, serial {}).", doc.resources.len(), doc.serial);
+        }
         StateCommand::ForceUnlock { lock_id, force } => {
             if !force {
                 if !std::io::stdin().is_terminal() {

@@ -98,3 +98,32 @@ fn migrate_copies_the_state_to_another_backend_and_refuses_to_overwrite() {
     assert!(util::stderr(&out).contains("already holds a state (2 resources"), "{}", show(&out));
     w.ok(&["state", "migrate", "--to", "target.toml", "--force"]);
 }
+
+#[test]
+fn an_encrypted_state_opens_only_with_its_key_and_rekey_rotates_it() {
+    let (k1, k2) = ("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+    let w = Workdir::new("encrypted");
+    w.write("app.yaml", TEMPLATE);
+    w.write("rosca.toml", "[backend.encryption]\nkey_env = \"TEST_STATE_KEY\"\n");
+    let run = |key: &str, args: &[&str]| w.command(args).env("TEST_STATE_KEY", key).env("TEST_OLD_KEY", k1).output().unwrap();
+    let out = run(k1, &["apply", "app.yaml", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let raw = std::fs::read_to_string(w.path().join("rosca.state.json")).unwrap();
+    assert!(raw.contains("AES-256-GCM") && !raw.contains("app[0]"), "sealed on disk: {raw}");
+    let out = run(k1, &["state", "list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(), vec!["app[0]", "app[1]"], "{}", show(&out));
+    // Another key: a clear error, nothing changed.
+    let out = run(k2, &["apply", "app.yaml", "-i", "n=3", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(util::stderr(&out).contains("no configured key matches"), "{}", show(&out));
+    assert_eq!(std::fs::read_to_string(w.path().join("rosca.state.json")).unwrap(), raw);
+    // Rotation: the new key seals, the old one opens.
+    w.write("rosca.toml", "[backend.encryption]\nkey_env = \"TEST_STATE_KEY\"\nold_key_env = \"TEST_OLD_KEY\"\n");
+    let out = run(k2, &["state", "rekey"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    w.write("rosca.toml", "[backend.encryption]\nkey_env = \"TEST_STATE_KEY\"\n");
+    let out = run(k2, &["plan", "app.yaml", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "the new key alone opens it: {}", show(&out));
+    let out = run(k1, &["state", "list"]);
+    assert_eq!(out.status.code(), Some(1), "the old key no longer does: {}", show(&out));
+}

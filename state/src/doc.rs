@@ -31,6 +31,24 @@ pub struct StateDoc {
     pub resources: Vec<ResourceState>,
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputState>,
+    /// The whole document, encrypted (`state::encrypt`): then everything above but `version`,
+    /// `serial`, `lineage` and `rosca_version` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
+}
+
+/// An encrypted state document (AES-256-GCM; base64 fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// `AES-256-GCM`.
+    pub scheme: String,
+    /// `none` (a raw 256-bit key) or `pbkdf2-sha256-<iterations>` (a passphrase).
+    pub kdf: String,
+    pub salt: String,
+    /// First 8 bytes of SHA-256 of the key, hex: which key sealed it.
+    pub key_id: String,
+    pub nonce: String,
+    pub data: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +138,7 @@ impl StateDoc {
             sensitive_inputs: Vec::new(),
             resources: Vec::new(),
             outputs: BTreeMap::new(),
+            sealed: None,
         }
     }
 

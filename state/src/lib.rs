@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod doc;
+pub mod encrypt;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 #[cfg(feature = "http")]
@@ -34,4 +35,5 @@ pub use postgres::PostgresBackend;
 pub use lock::{lock_with_timeout, parse_duration, render_lock_info};
 #[cfg(feature = "s3")]
 pub use s3::{S3Backend, S3Config};
+pub use encrypt::{EncryptedBackend, KeySource};
 pub use writer::StateWriter;
