@@ -8,7 +8,8 @@ export ROSCA_TEST_PG_URL="${ROSCA_TEST_PG_URL:-$(scripts/services/postgres.sh)}"
 export ROSCA_TEST_ETCD_ENDPOINTS="${ROSCA_TEST_ETCD_ENDPOINTS:-$(scripts/services/etcd.sh)}"
 export ROSCA_TEST_S3_ENDPOINT="${ROSCA_TEST_S3_ENDPOINT:-$(scripts/services/s3.sh)}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}" AWS_REGION="${AWS_REGION:-us-east-1}"
-cargo build --release -q -p state --example bench_backends -p cli
+cargo build --release -q -p state --example bench_backends
+cargo build --release -q -p cli
 target/release/examples/bench_backends "${1:-200}" "${2:-100}"
 
 echo
