@@ -7,8 +7,6 @@ mod conformance;
 
 use state::etcd::LOCK_TTL_SECS;
 use state::{lock_with_timeout, EtcdBackend, LockError, LockInfo, StateBackend, StateDoc, StateError};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ENDPOINTS_ENV: &str = "ROSCA_TEST_ETCD_ENDPOINTS";
@@ -195,15 +193,6 @@ fn dropping_releases_the_lock_and_works_inside_a_runtime() {
     assert!(matches!(b.unlock(&mine.id), Err(LockError::NotHeld { .. })), "unlocking twice fails");
 }
 
-/// Kills the child when the test ends, whatever happens.
-struct Reap(Child);
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs in a child process (the test binary itself): takes the lock, writes the state once as
 /// an apply would (serial + 1, a resource of its own), then waits to be killed.
 #[test]
@@ -236,29 +225,15 @@ fn lock_of_a_killed_holder_expires_and_is_taken_over() {
     let stale = backend(&eps, &name);
     let stale_doc = stale.read().unwrap().unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["lock_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{}|{name}", eps.join(",")))
-        .env_remove("ROSCA_SKIP_ETCD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut child = Reap(child);
-    let id = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("LOCKED ").map(|(_, id)| id.trim().to_string()))
-        .expect("child did not lock");
+    let mut child = conformance::LockChild::spawn("lock_child", &[(CHILD_ENV, format!("{}|{name}", eps.join(",")))], &["ROSCA_SKIP_ETCD"]);
+    let id = child.id.clone();
     let mine = LockInfo::new("apply", b.location());
     assert_eq!(held(b.lock(&mine).unwrap_err()).id, id, "the child holds it");
     // Alive, the child renews its lease: the lock outlives the TTL.
     std::thread::sleep(Duration::from_secs(LOCK_TTL_SECS as u64 + 2));
     assert_eq!(b.lock_holder().unwrap().map(|h| h.id), Some(id.clone()), "a live holder keeps the lock");
 
-    child.0.kill().unwrap(); // SIGKILL
-    child.0.wait().unwrap();
+    child.kill();
     let killed = Instant::now();
     // A watcher polls the lock key, to measure when etcd dropped it (lock_with_timeout's
     // backoff, up to 4 s +50% between attempts, adds to the takeover time).

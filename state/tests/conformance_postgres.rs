@@ -7,8 +7,6 @@
 mod conformance;
 
 use state::{lock_with_timeout, LockError, LockInfo, PostgresBackend, StateBackend};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "ROSCA_STATE_TEST_PG_CHILD";
@@ -54,29 +52,14 @@ fn lock_child() {
 fn a_killed_holders_lock_is_released_by_postgresql() {
     let Some(url) = url() else { return };
     let name = unique("killed");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "lock_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{url}\n{name}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // libtest may print `test lock_child ... ` before the child's line.
-    let id = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("LOCKED ").map(|(_, id)| id.trim().to_string()));
-    let Some(id) = id else {
-        let _ = child.kill();
-        panic!("the child exited before locking");
-    };
+    let mut child = conformance::LockChild::spawn("lock_child", &[(CHILD_ENV, format!("{url}\n{name}"))], &[]);
+    let id = child.id.clone();
     let b = PostgresBackend::new(&url, &name).unwrap();
     match b.lock(&LockInfo::new("plan", b.location())) {
         Err(LockError::Held(holder)) => assert_eq!(holder.id, id, "the contender names the holder"),
         other => panic!("expected Held, got {other:?}"),
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let start = Instant::now();
     let mine = LockInfo::new("plan", b.location());
     lock_with_timeout(&b, &mine, Duration::from_secs(30)).unwrap();

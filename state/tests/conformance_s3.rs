@@ -8,8 +8,7 @@ mod conformance;
 
 use state::s3::{LOCK_TTL, RENEW_INTERVAL};
 use state::{lock_with_timeout, LockError, LockInfo, S3Backend, S3Config, StateBackend, StateDoc, StateError};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 /// Set in the child process: `<endpoint> <bucket> <name>`.
@@ -276,15 +275,6 @@ fn a_holder_whose_lock_was_taken_over_neither_writes_nor_deletes_it() {
     assert_eq!(b.lock_holder().unwrap(), None);
 }
 
-/// Kills the child when the test ends, whatever happens.
-struct Reap(Child);
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs in a child process (the test binary itself): takes the lock, writes the state, then
 /// waits to be killed.
 #[test]
@@ -320,25 +310,12 @@ fn the_lock_of_a_killed_holder_is_taken_over_after_the_ttl() {
     let stale = backend(&endpoint, &bucket, "k");
     let before = stale.read().unwrap().unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["s3_lock_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{endpoint} {bucket} k"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut child = Reap(child);
-    let id = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("LOCKED ").map(|(_, id)| id.trim().to_string()))
-        .expect("child did not lock");
+    let mut child = conformance::LockChild::spawn("s3_lock_child", &[(CHILD_ENV, format!("{endpoint} {bucket} k"))], &[]);
+    let id = child.id.clone();
 
     let b = backend(&endpoint, &bucket, "k");
     assert_eq!(held(b.lock(&LockInfo::new("plan", b.location())).unwrap_err()).id, id);
-    child.0.kill().unwrap(); // SIGKILL: no unlock, no drop
-    child.0.wait().unwrap();
+    child.kill();
     let killed = Instant::now();
     assert_eq!(b.lock_holder().unwrap().map(|h| h.id), Some(id.clone()), "the dead holder's lock stays until it expires");
 

@@ -1,10 +1,9 @@
 //! Locks: two backends on one path, the timeout loop, force-unlock, a holder that dies.
 
 mod common;
+mod conformance;
 
 use state::{lock_with_timeout, LocalBackend, LockError, LockInfo, StateBackend};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "ROSCA_STATE_TEST_LOCK_CHILD";
@@ -114,15 +113,6 @@ fn stale_sidecar_does_not_block_and_is_overwritten() {
     assert_eq!(now, mine);
 }
 
-/// Kills the child when the test ends, whatever happens.
-struct Reap(Child);
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs in a child process (the test binary itself): takes the lock and waits to be killed.
 #[test]
 fn lock_child() {
@@ -139,20 +129,8 @@ fn lock_child() {
 fn lock_of_a_killed_process_is_free() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["lock_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut child = Reap(child);
-    let id = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("LOCKED ").map(|(_, id)| id.trim().to_string()))
-        .expect("child did not lock");
+    let mut child = conformance::LockChild::spawn("lock_child", &[(CHILD_ENV, path.display().to_string())], &[]);
+    let id = child.id.clone();
     let b = LocalBackend::new(path.clone());
     let holder = held(b.lock(&LockInfo::new("plan", "s.json")).unwrap_err());
     assert_eq!(holder.id, id);
@@ -161,8 +139,7 @@ fn lock_of_a_killed_process_is_free() {
     let err = b.force_unlock(&id).unwrap_err().to_string();
     assert!(err.contains("still running") && err.contains("cannot be broken"), "{err}");
     assert!(b.lock_info_path().exists());
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+    child.kill();
     // The OS released the lock; the dead holder's sidecar remains but does not block.
     assert!(b.lock_info_path().exists());
     assert_eq!(b.lock_holder().unwrap(), None);

@@ -177,3 +177,47 @@ pub fn concurrent_read_modify_write_loses_nothing(make: Make<'_>) {
         assert!(end.resource(&format!("writer[{i}]")).is_some(), "writer {i}'s update was lost");
     }
 }
+
+/// A child process (this test binary, running only `test`) that takes a lock and prints
+/// `LOCKED <id>` (libtest may put `test NAME ... ` before it on that line). Killed with
+/// SIGKILL when `kill` is called or when this is dropped, whatever happens to the test.
+pub struct LockChild {
+    child: std::process::Child,
+    pub id: String,
+}
+
+impl LockChild {
+    pub fn spawn(test: &str, env: &[(&str, String)], env_remove: &[&str]) -> LockChild {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for k in env_remove {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut me = LockChild { child, id: String::new() };
+        me.id = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_once("LOCKED ").map(|(_, id)| id.trim().to_string()))
+            .expect("child did not lock");
+        me
+    }
+
+    /// SIGKILL: no unlock, no drop runs in the child.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for LockChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
