@@ -4,7 +4,8 @@
 //! target/py-venv (pip from PyPI). Set ROSCA_SKIP_PYTHON_TESTS=1 to skip them where Python or
 //! PyPI is unavailable; otherwise a missing environment is a failure, not a silent pass.
 
-use std::net::TcpStream;
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,13 +28,9 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn serve() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = util::free_port();
     let listen = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_rosca"))
         .args(["serve", "--no-auth", "--listen", &listen, "--data-dir"])
@@ -45,21 +42,8 @@ fn serve() -> Server {
         .spawn()
         .expect("rosca serve starts");
     let mut server = Server { child, base: format!("http://{listen}"), _dir: dir };
-    let start = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("rosca serve exited early: {status}");
-        }
-        if TcpStream::connect(&listen).is_ok() {
-            let ok = reqwest::blocking::get(format!("{}/healthz", server.base)).map(|r| r.status().is_success()).unwrap_or(false);
-            if ok {
-                return server;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "rosca serve did not answer on {listen}");
-        std::thread::sleep(Duration::from_millis(50));
-        let _ = &mut server;
-    }
+    util::wait_serving(&mut server.child, &listen);
+    server
 }
 
 /// The virtualenv's directory, or `None` when these tests are skipped on purpose.

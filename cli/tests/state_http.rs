@@ -5,12 +5,13 @@
 
 #[path = "../../state/tests/conformance/mod.rs"]
 mod conformance;
+mod util;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use state::{lock_with_timeout, HttpAuth, HttpBackend, LockError, LockInfo, StateBackend, StateDoc, StateError};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,15 +30,11 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `rosca serve` with `rosca.toml` holding `config`; `--no-auth` when `no_auth`.
 fn serve(config: &str, no_auth: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rosca.toml"), config).unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", util::free_port());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosca"));
     cmd.arg("serve");
     if no_auth {
@@ -53,20 +50,8 @@ fn serve(config: &str, no_auth: bool) -> Server {
         .spawn()
         .expect("rosca serve starts");
     let mut server = Server { child, base: format!("http://{listen}"), _dir: dir };
-    let start = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("rosca serve exited early: {status}");
-        }
-        if TcpStream::connect(&listen).is_ok() {
-            let ok = reqwest::blocking::get(format!("{}/healthz", server.base)).map(|r| r.status().is_success()).unwrap_or(false);
-            if ok {
-                return server;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "rosca serve did not answer on {listen}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    util::wait_serving(&mut server.child, &listen);
+    server
 }
 
 fn unique(name: &str) -> String {
@@ -151,29 +136,15 @@ fn a_killed_holders_lock_expires_and_is_taken_over() {
     let ttl = Duration::from_secs(3);
     let server = serve("[server]\nstate_lock_ttl = \"3s\"\n", true);
     let url = format!("{}/state/{}", server.base, unique("killed"));
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "lock_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let id = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.split_once("LOCKED ").map(|(_, id)| id.trim().to_string()));
-    let Some(id) = id else {
-        let _ = child.kill();
-        panic!("the child exited before locking");
-    };
+    let mut child = conformance::LockChild::spawn("lock_child", &[(CHILD_ENV, url.clone())], &[]);
+    let id = child.id.clone();
     let b = backend(&url);
     match b.lock(&LockInfo::new("plan", b.location())) {
         Err(LockError::Held(holder)) => assert_eq!(holder.id, id, "the contender names the holder"),
         other => panic!("expected Held, got {other:?}"),
     }
     let killed = Instant::now();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let mine = LockInfo::new("plan", b.location());
     lock_with_timeout(&b, &mine, Duration::from_secs(30)).unwrap();
     let waited = killed.elapsed();

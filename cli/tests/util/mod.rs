@@ -251,3 +251,22 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// Waits until the `rosca serve` process `child` answers `/healthz` on `listen`; panics if it
+/// exits first or 30 s pass.
+pub fn wait_serving(child: &mut std::process::Child, listen: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("rosca serve exited early: {status}");
+        }
+        if TcpStream::connect(listen).is_ok() {
+            let ok = reqwest::blocking::get(format!("http://{listen}/healthz")).map(|r| r.status().is_success()).unwrap_or(false);
+            if ok {
+                return;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "rosca serve did not answer on {listen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
