@@ -4,9 +4,12 @@
 //! default provider that realizes nodes on this machine.
 
 pub mod api;
+#[cfg(feature = "hpc")]
+pub mod hpc;
 pub mod local;
 #[cfg(feature = "openstack")]
 pub mod openstack;
+pub mod retry;
 
 pub use api::{
     ApplyRequest, BoxFuture, HostRef, OperationSpec, Provider, ProviderError, ProviderSchema,

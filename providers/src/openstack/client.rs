@@ -7,7 +7,6 @@
 use crate::api::BoxFuture;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The OpenStack services the provider uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -220,31 +219,7 @@ pub async fn request(api: &dyn Api, call: &Call) -> Result<Value, CallError> {
     }
 }
 
-/// Backoff between attempts: exponential from `base`, capped, and never shorter than the
-/// service's `Retry-After`.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> RetryPolicy {
-        RetryPolicy { attempts: 6, base: Duration::from_millis(500), max: Duration::from_secs(20) }
-    }
-}
-
-impl RetryPolicy {
-    pub fn delay(&self, attempt: u32, retry_after: Option<u64>) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.min(16));
-        let d = exp.min(self.max);
-        match retry_after {
-            Some(s) => d.max(Duration::from_secs(s)).min(Duration::from_secs(300)),
-            None => d,
-        }
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 /// An [`Api`] that retries transient failures of the one it wraps.
 pub struct Retrying {
@@ -286,6 +261,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     /// Answers from a script, one per call, and records the calls.
     struct Scripted {
