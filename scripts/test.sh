@@ -53,6 +53,14 @@ if [ "${ROSCA_SKIP_OPENSTACK:-0}" != 1 ] && [ -z "${ROSCA_TEST_OPENSTACK_CLOUDS:
   ROSCA_TEST_OPENSTACK_CLOUDS="$(dirname "$os_env")/clouds.yaml"
   export ROSCA_TEST_OPENSTACK_CLOUDS
 fi
+# Slurm for the HPC provider's end-to-end tests: a one-node cluster with slurmrestd (JWT) from
+# Debian's packages, installed and started by scripts/services/slurm.sh (root needed); the tests
+# source the env file it prints (SLURMRESTD_URL, SLURM_USER_NAME, SLURM_JWT, token command).
+# Give ROSCA_TEST_SLURM_ENV (such an env file) to use another cluster; ROSCA_SKIP_SLURM=1 skips them.
+if [ "${ROSCA_SKIP_SLURM:-0}" != 1 ] && [ -z "${ROSCA_TEST_SLURM_ENV:-}" ]; then
+  ROSCA_TEST_SLURM_ENV=$(scripts/services/slurm.sh) || { echo "Slurm could not be started (see the lines above; set ROSCA_SKIP_SLURM=1 to skip its tests)" >&2; exit 2; }
+  export ROSCA_TEST_SLURM_ENV
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
