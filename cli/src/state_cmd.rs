@@ -134,6 +134,11 @@ pub fn run(cmd: StateCommand, state_args: StateArgs, config: Config) -> Result<E
             if !force && new.serial < cur.serial {
                 return Err(Failure::Invalid(format!("{file}: serial {} is older than the current state's {}: pushing it would lose changes. Use --force to replace it anyway.", new.serial, cur.serial)));
             }
+            // As Terraform: a saved plan binds to (lineage, serial), so other content under the
+            // same serial would let a plan made for one state apply to another.
+            if !force && !cur.lineage.is_empty() && new.serial == cur.serial && new.to_bytes() != cur.to_bytes() {
+                return Err(Failure::Invalid(format!("{file}: has the same serial {} as the current state but other content: bump its serial to replace the state, or use --force to replace it anyway.", new.serial)));
+            }
             ws.backend.write(&new).map_err(|e| Failure::Invalid(e.to_string()))?;
             println!("State replaced ({} resources, serial {}).", new.resources.len(), new.serial);
         }

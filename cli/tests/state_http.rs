@@ -6,6 +6,8 @@
 #[path = "../../state/tests/conformance/mod.rs"]
 mod conformance;
 mod util;
+#[path = "util/state_server.rs"]
+mod state_server;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -13,46 +15,9 @@ use state::{lock_with_timeout, HttpAuth, HttpBackend, LockError, LockInfo, State
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use state_server::serve;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A `rosca serve` process, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `rosca serve` with `rosca.toml` holding `config`; `--no-auth` when `no_auth`.
-fn serve(config: &str, no_auth: bool) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rosca.toml"), config).unwrap();
-    let listen = format!("127.0.0.1:{}", util::free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosca"));
-    cmd.arg("serve");
-    if no_auth {
-        cmd.arg("--no-auth");
-    }
-    let child = cmd
-        .args(["--listen", &listen, "--data-dir"])
-        .arg(dir.path().join("data"))
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("rosca serve starts");
-    let mut server = Server { child, base: format!("http://{listen}"), _dir: dir };
-    util::wait_serving(&mut server.child, &listen);
-    server
-}
 
 fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

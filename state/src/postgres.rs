@@ -268,7 +268,9 @@ impl StateBackend for PostgresBackend {
     fn force_unlock(&self, id: &str) -> Result<(), LockError> {
         match self.holder()? {
             Some(h) if h.id == id => {}
-            _ => return Err(LockError::NotHeld { location: self.location(), id: id.to_string() }),
+            Some(h) => return Err(LockError::NotHeld { location: format!("{} (the lock there has ID {})", self.location(), h.id), id: id.to_string() }),
+            // A lock ends with its holder's session, so a dead holder leaves nothing to break.
+            None => return Err(LockError::NotHeld { location: format!("{} (it is not locked)", self.location()), id: id.to_string() }),
         }
         let (pool, name, key) = (self.pool.clone(), self.name.clone(), lock_key(&self.name));
         let (classid, objid) = (((key as u64) >> 32) as i64, ((key as u64) & 0xffff_ffff) as i64);
