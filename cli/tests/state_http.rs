@@ -123,6 +123,57 @@ fn a_killed_holders_lock_expires_and_is_taken_over() {
     assert_eq!(backend(&url).read().unwrap().unwrap().serial, 2);
 }
 
+/// `rosca serve`'s locks lapse after `state_lock_ttl`, but a live holder renews its lock in the
+/// background: idle for several TTLs, it still holds it and a contender is refused; after
+/// unlock (or drop) the renewals stop and the lock is free, and a force-unlocked holder's
+/// renewals never take the lock back.
+#[test]
+fn a_live_holder_keeps_its_lock_past_the_ttl() {
+    let ttl = Duration::from_secs(1);
+    let server = serve("[server]\nstate_lock_ttl = \"1s\"\n", true);
+    let url = format!("{}/state/{}", server.base, unique("renewed"));
+    let (holder, contender) = (backend(&url), backend(&url));
+    let info = LockInfo::new("apply", holder.location());
+    holder.lock(&info).unwrap();
+    std::thread::sleep(ttl * 4);
+    match contender.lock(&LockInfo::new("plan", contender.location())) {
+        Err(LockError::Held(h)) => assert_eq!(*h, info, "the contender is refused, naming the holder"),
+        other => panic!("the holder's lock lapsed although it is alive: {other:?}"),
+    }
+    let mut doc = StateDoc::new("lineage-renewed".into());
+    doc.serial = 1;
+    holder.write(&doc).unwrap();
+    holder.unlock(&info.id).unwrap();
+    let mine = LockInfo::new("plan", contender.location());
+    contender.lock(&mine).unwrap();
+    // Past several TTLs, the contender (renewing too) still holds it: the first holder's
+    // renewals stopped with its unlock.
+    std::thread::sleep(ttl * 3);
+    assert_eq!(backend(&url).lock_holder().unwrap(), Some(mine.clone()));
+    contender.unlock(&mine.id).unwrap();
+
+    // Dropping a holder stops its renewals and releases the lock.
+    let dropped = backend(&url);
+    dropped.lock(&LockInfo::new("apply", dropped.location())).unwrap();
+    drop(dropped);
+    assert_eq!(backend(&url).lock_holder().unwrap(), None);
+
+    // A force-unlock sticks although the holder is alive and renewing.
+    let alive = backend(&url);
+    let theirs = LockInfo::new("apply", alive.location());
+    alive.lock(&theirs).unwrap();
+    backend(&url).force_unlock(&theirs.id).unwrap();
+    std::thread::sleep(ttl * 2);
+    assert_eq!(backend(&url).lock_holder().unwrap(), None, "a renewal re-took a broken lock");
+    let next = LockInfo::new("plan", contender.location());
+    contender.lock(&next).unwrap();
+    match alive.write(&doc) {
+        Err(StateError::Lock(LockError::Held(h))) => assert_eq!(h.id, next.id),
+        other => panic!("the broken holder's write must be refused: {other:?}"),
+    }
+    contender.unlock(&next.id).unwrap();
+}
+
 // ---- authentication ------------------------------------------------------------------------
 
 /// An RSA key made by `openssl`, and the identity provider's JWKS served from a thread.

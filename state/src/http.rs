@@ -9,6 +9,10 @@
 //! - `LOCK url` with the LockInfo JSON: 200 taken; 409 or 423 with the holder's LockInfo held;
 //! - `UNLOCK url` with the LockInfo JSON: 200 released (force-unlock sends a LockInfo with the
 //!   ID to break);
+//! - a server whose locks lapse (`rosca serve`, after `[server] state_lock_ttl`) says so in a
+//!   granted LOCK's `X-Rosca-Lock-TTL-Ms`: a live holder then renews its lock from a thread of
+//!   its own every third of that (a LOCK with `X-Rosca-Lock-Renew`, which never re-takes a lock
+//!   that lapsed or was broken), until it unlocks or the backend is dropped;
 //! - `GET url/lock` (a Rosca addition): the holder, 204 when free; servers without it simply
 //!   report no holder;
 //! - `GET` of the parent URL (the collection): a JSON array of state names, where the server
@@ -58,21 +62,55 @@ enum Seen {
 struct Answer {
     status: StatusCode,
     etag: Option<String>,
+    /// `X-Rosca-Lock-TTL-Ms` of a granted LOCK.
+    headers_ttl: Option<u64>,
     body: Vec<u8>,
 }
 
 type Job = Box<dyn FnOnce(&Client) + Send>;
+
+/// Response header of `rosca serve`'s LOCK: the lock's time to live without renewal (ms).
+const LOCK_TTL_HEADER: &str = "x-rosca-lock-ttl-ms";
+/// Request header of a LOCK that only renews a lock still held by its ID (`rosca serve`).
+const RENEW_HEADER: &str = "x-rosca-lock-renew";
+/// Renewals never come closer together than this, whatever the server's TTL.
+const MIN_RENEW_EVERY: Duration = Duration::from_millis(100);
+
+/// Sends requests on the backend's client thread; cheap to clone (the renewal thread has one).
+#[derive(Clone)]
+struct Requester {
+    jobs: mpsc::Sender<Job>,
+    auth: HttpAuth,
+}
+
+/// The lock this backend holds, and the thread renewing it when the server's locks lapse.
+struct Held {
+    info: LockInfo,
+    renewal: Option<Renewal>,
+}
+
+struct Renewal {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Renewal {
+    /// Stops the renewals and waits for one in flight, so no LOCK follows an UNLOCK.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
 
 pub struct HttpBackend {
     url: Url,
     /// The URL without credentials, for messages.
     shown: String,
     name: String,
-    auth: HttpAuth,
-    jobs: Option<mpsc::Sender<Job>>,
+    requester: Option<Requester>,
     worker: Option<std::thread::JoinHandle<()>>,
     seen: Mutex<Seen>,
-    held: Mutex<Option<LockInfo>>,
+    held: Mutex<Option<Held>>,
 }
 
 impl HttpBackend {
@@ -114,10 +152,24 @@ impl HttpBackend {
             })
             .map_err(|e| failed(format!("cannot start a thread: {e}")))?;
         ready_rx.recv().map_err(|_| failed("the HTTP client thread stopped".into()))?.map_err(|e| failed(format!("cannot make an HTTP client: {e}")))?;
-        Ok(HttpBackend { url, shown, name, auth, jobs: Some(tx), worker: Some(worker), seen: Mutex::new(Seen::Unknown), held: Mutex::new(None) })
+        Ok(HttpBackend {
+            url,
+            shown,
+            name,
+            requester: Some(Requester { jobs: tx, auth }),
+            worker: Some(worker),
+            seen: Mutex::new(Seen::Unknown),
+            held: Mutex::new(None),
+        })
     }
 
     /// Sends one request on the backend's thread and waits for the answer.
+    fn send(&self, method: Method, url: Url, headers: Vec<(&'static str, String)>, body: Option<Vec<u8>>) -> Result<Answer, String> {
+        self.requester.as_ref().ok_or("the backend is closed")?.send(method, url, headers, body)
+    }
+}
+
+impl Requester {
     fn send(&self, method: Method, url: Url, headers: Vec<(&'static str, String)>, body: Option<Vec<u8>>) -> Result<Answer, String> {
         let auth = self.auth.clone();
         let (tx, rx) = mpsc::channel();
@@ -137,7 +189,8 @@ impl HttpBackend {
             let out = req.send().and_then(|r| {
                 let status = r.status();
                 let etag = r.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
-                Ok(Answer { status, etag, body: r.bytes()?.to_vec() })
+                let headers_ttl = r.headers().get(LOCK_TTL_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+                Ok(Answer { status, etag, headers_ttl, body: r.bytes()?.to_vec() })
             });
             let _ = tx.send(out.map_err(|e| {
                 // reqwest's message names the URL; ours has no credentials in it.
@@ -150,10 +203,12 @@ impl HttpBackend {
                 m
             }));
         });
-        self.jobs.as_ref().ok_or("the backend is closed")?.send(job).map_err(|_| "the HTTP client thread stopped".to_string())?;
+        self.jobs.send(job).map_err(|_| "the HTTP client thread stopped".to_string())?;
         rx.recv().map_err(|_| "the HTTP client thread stopped".to_string())?
     }
+}
 
+impl HttpBackend {
     fn location_of(&self, url: &Url) -> String {
         let mut u = url.clone();
         let _ = u.set_username("");
@@ -212,15 +267,48 @@ impl HttpBackend {
         let m = Method::from_bytes(method.as_bytes()).map_err(|e| self.lock_failed(e.to_string()))?;
         self.send(m, self.url.clone(), vec![], Some(body)).map_err(|e| self.lock_failed(self.unreachable(method, e)))
     }
+
+    /// Starts renewing a lock just granted, when the server said it lapses (`rosca serve`
+    /// does; servers whose locks never lapse need no renewal and get none).
+    fn start_renewal(&self, info: &LockInfo, granted: &Answer) -> Option<Renewal> {
+        let ttl_ms: u64 = granted.headers_ttl?;
+        let every = (Duration::from_millis(ttl_ms) / 3).max(MIN_RENEW_EVERY);
+        let requester = self.requester.clone()?;
+        let body = serde_json::to_vec(info).ok()?;
+        let url = self.url.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("rosca-state-http-renew".into())
+            .spawn(move || renew(requester, url, body, every, stopped))
+            .ok()?;
+        Some(Renewal { stop, thread })
+    }
+}
+
+/// Re-sends LOCK (renew only) every `every` until told to stop, or until the server says the
+/// lock is no longer ours (it lapsed or was force-unlocked: the server then refuses this run's
+/// writes, so nothing more is needed here). A failed request is retried at the next tick.
+fn renew(requester: Requester, url: Url, body: Vec<u8>, every: Duration, stopped: mpsc::Receiver<()>) {
+    let Ok(method) = Method::from_bytes(b"LOCK") else { return };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+        if let Ok(a) = requester.send(method.clone(), url.clone(), vec![(RENEW_HEADER, "1".into())], Some(body.clone())) {
+            if matches!(a.status.as_u16(), 404 | 409 | 410 | 423) {
+                return;
+            }
+        }
+    }
 }
 
 impl Drop for HttpBackend {
     fn drop(&mut self) {
         let held = self.held.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(info) = held {
-            let _ = self.lock_request("UNLOCK", &info);
+        if let Some(held) = held {
+            if let Some(r) = held.renewal {
+                r.stop();
+            }
+            let _ = self.lock_request("UNLOCK", &held.info);
         }
-        self.jobs.take();
+        self.requester.take();
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
@@ -258,7 +346,7 @@ impl StateBackend for HttpBackend {
         let failed = |message: String| StateError::Write { location: self.location(), message };
         let mut url = self.url.clone();
         if let Some(h) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            url.query_pairs_mut().append_pair("ID", &h.id);
+            url.query_pairs_mut().append_pair("ID", &h.info.id);
         }
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let headers = match &seen {
@@ -285,10 +373,17 @@ impl StateBackend for HttpBackend {
     }
 
     fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let a = self.lock_request("LOCK", info)?;
         match a.status.as_u16() {
             200..=299 => {
-                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(info.clone());
+                // Locking again with the same ID renews on the server: keep the running renewal.
+                if !held.as_ref().is_some_and(|h| h.info.id == info.id && h.renewal.as_ref().is_some_and(|r| !r.thread.is_finished())) {
+                    if let Some(old) = held.take().and_then(|h| h.renewal) {
+                        old.stop();
+                    }
+                    *held = Some(Held { info: info.clone(), renewal: self.start_renewal(info, &a) });
+                }
                 Ok(())
             }
             409 | 423 => Err(LockError::Held(Box::new(self.parse_holder(&a.body)))),
@@ -298,14 +393,19 @@ impl StateBackend for HttpBackend {
 
     fn unlock(&self, id: &str) -> Result<(), LockError> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let info = match held.as_ref() {
-            Some(h) if h.id == id => h.clone(),
+        let info = match held.as_mut() {
+            Some(h) if h.info.id == id => {
+                if let Some(r) = h.renewal.take() {
+                    r.stop();
+                }
+                h.info.clone()
+            }
             _ => LockInfo { id: id.to_string(), ..LockInfo::new("unlock", self.location()) },
         };
         let a = self.lock_request("UNLOCK", &info)?;
         match a.status.as_u16() {
             200..=299 => {
-                if held.as_ref().is_some_and(|h| h.id == id) {
+                if held.as_ref().is_some_and(|h| h.info.id == id) {
                     *held = None;
                 }
                 Ok(())

@@ -13,7 +13,9 @@
 //! Locks expire: a lock whose holder never unlocks (it crashed) lapses `lock_ttl` after it was
 //! taken or last renewed (each write by the holder and each repeated LOCK with its ID renew
 //! it), so a crashed client can never leave a state stuck. Default 10 minutes
-//! (`[server] state_lock_ttl`).
+//! (`[server] state_lock_ttl`). A granted LOCK says the TTL (`X-Rosca-Lock-TTL-Ms`), and a
+//! LOCK with `X-Rosca-Lock-Renew` only renews a lock still held by its ID, so a live client
+//! keeps its lock without ever re-taking one that was broken.
 
 use super::{caller, ApiError, ApiResult, AppState};
 use crate::auth::Principal;
@@ -171,15 +173,34 @@ async fn post(state: &AppState, name: &str, query: &HashMap<String, String>, hea
     }
 }
 
+/// Response header of a granted LOCK: how long the lock lives without renewal, in
+/// milliseconds, so a client knows how often to renew it (Rosca's client renews at a third).
+pub const LOCK_TTL_HEADER: &str = "x-rosca-lock-ttl-ms";
+/// Request header of a LOCK that only renews the caller's lock: it never takes a lock that
+/// lapsed or was force-unlocked (409 then, with the holder's LockInfo or none).
+pub const RENEW_HEADER: &str = "x-rosca-lock-renew";
+
 async fn lock(state: &AppState, name: &str, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
     let p = authorize(state, headers, name, true).await?;
     let (info, id) = lock_body(&read_body(state, body).await?)?;
     let store = &state.engine.store;
-    store.claim_cli_state(name, owner(&p)).await?;
-    match store.lock_cli_state(name, &id, &info, ttl_ms()).await? {
-        Ok(()) => Ok(lock_info_response(StatusCode::OK, info)),
-        Err(holder) => Ok(lock_info_response(StatusCode::LOCKED, holder)),
+    let mut r = if headers.contains_key(RENEW_HEADER) {
+        match store.renew_cli_state_lock(name, &id, ttl_ms()).await? {
+            Ok(()) => lock_info_response(StatusCode::OK, info),
+            Err(Some(holder)) => return Ok(lock_info_response(StatusCode::CONFLICT, holder)),
+            Err(None) => return Err(ApiError::conflict(format!("State {name} is not locked with ID {id} any more (it lapsed or was force-unlocked): lock it again"))),
+        }
+    } else {
+        store.claim_cli_state(name, owner(&p)).await?;
+        match store.lock_cli_state(name, &id, &info, ttl_ms()).await? {
+            Ok(()) => lock_info_response(StatusCode::OK, info),
+            Err(holder) => return Ok(lock_info_response(StatusCode::LOCKED, holder)),
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&ttl_ms().to_string()) {
+        r.headers_mut().insert(LOCK_TTL_HEADER, v);
     }
+    Ok(r)
 }
 
 async fn unlock(state: &AppState, name: &str, headers: &HeaderMap, body: Body) -> ApiResult<Response> {

@@ -105,6 +105,26 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// Extends the lock `id` holds by `ttl_ms`, only while it still holds it: unlike
+    /// `lock_cli_state`, a renewal never takes a lock that lapsed or was broken (a
+    /// force-unlock must stick even though the old holder is still renewing). `Err` is the
+    /// live holder's LockInfo JSON (`None`: nobody holds it).
+    pub async fn renew_cli_state_lock(&self, name: &str, id: &str, ttl_ms: i64) -> Result<std::result::Result<(), Option<String>>> {
+        let now = crate::wire::now_millis();
+        let n = sqlx::query("UPDATE cli_state_locks SET expires_at = $1 WHERE name = $2 AND lock_id = $3 AND expires_at >= $4")
+            .bind(now + ttl_ms)
+            .bind(name)
+            .bind(id)
+            .bind(now)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n > 0 {
+            return Ok(Ok(()));
+        }
+        Ok(Err(self.cli_state_lock_holder(name).await?))
+    }
+
     /// Releases the lock if `id` holds it; `Err` is the live holder's LockInfo JSON (`None`:
     /// nobody holds it).
     pub async fn unlock_cli_state(&self, name: &str, id: &str) -> Result<std::result::Result<(), Option<String>>> {
