@@ -106,10 +106,57 @@ mkdir -p "$DIR"
 exec 8>"$DIR/.lock"
 flock -w 900 8 || die "another slurm.sh holds $DIR/.lock"
 
+# The config this script wants; the fast path is taken only when /etc/slurm/slurm.conf equals it.
+render_conf() {
+  local MEM
+  MEM=$(awk '/^MemTotal:/ {print int($2 / 1024 / 2)}' /proc/meminfo)   # half of RAM, in MiB
+  cat > "$DIR/slurm.conf.new" <<EOF
+$MARK
+# One node "localhost" on 127.0.0.1; no cgroups, no accounting. CPUs is declared larger than
+# nproc so that many small test jobs run at once; config_overrides lets slurmd register anyway.
+ClusterName=rosca
+SlurmctldHost=localhost
+SlurmUser=slurm
+AuthType=auth/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=/var/lib/slurm/slurmctld
+SlurmdSpoolDir=/var/lib/slurm/slurmd
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/slurmctld.log
+SlurmdLogFile=$DIR/slurmd.log
+SlurmdParameters=config_overrides
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+SwitchType=switch/none
+SlurmctldTimeout=30
+SlurmdTimeout=60
+InactiveLimit=0
+MinJobAge=300
+KillWait=5
+Waittime=0
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
 # ---- fast path: our cluster answers already ---------------------------------------------------------
-if [ -x /usr/bin/scontrol ] && grep -qxF "$MARK" "$CONF" 2>/dev/null && alive "$DIR/slurmrestd.pid"; then
+render_conf
+if [ -x /usr/bin/scontrol ] && cmp -s "$DIR/slurm.conf.new" "$CONF" && alive "$DIR/slurmrestd.pid"; then
   JWT=$(token "$LIFESPAN" || true)
   if [ -n "$JWT" ] && ping_ok "$JWT"; then
+    rm -f "$DIR/slurm.conf.new"
     log "slurm already running (slurmrestd pid $(cat "$DIR/slurmrestd.pid"), $URL)"
     [ "$VERIFY" = 1 ] && verify
     write_env "$JWT"
@@ -157,46 +204,7 @@ chown slurm:slurm "$JWT_KEY" && chmod 0600 "$JWT_KEY"
 if [ -e "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
   die "$CONF exists and was not written by this script: this machine has its own Slurm. Point the tests at it (SLURMRESTD_URL, SLURM_JWT) or move $CONF away"
 fi
-MEM=$(awk '/^MemTotal:/ {print int($2 / 1024 / 2)}' /proc/meminfo)   # half of RAM, in MiB
-cat > "$DIR/slurm.conf.new" <<EOF
-$MARK
-# One node "localhost" on 127.0.0.1; no cgroups, no accounting. CPUs is declared larger than
-# nproc so that many small test jobs run at once; config_overrides lets slurmd register anyway.
-ClusterName=rosca
-SlurmctldHost=localhost
-SlurmUser=slurm
-AuthType=auth/munge
-AuthAltTypes=auth/jwt
-AuthAltParameters=jwt_key=$JWT_KEY
-SlurmctldPort=6817
-SlurmdPort=6818
-StateSaveLocation=/var/lib/slurm/slurmctld
-SlurmdSpoolDir=/var/lib/slurm/slurmd
-SlurmctldPidFile=$DIR/slurmctld.pid
-SlurmdPidFile=$DIR/slurmd.pid
-SlurmctldLogFile=$DIR/slurmctld.log
-SlurmdLogFile=$DIR/slurmd.log
-SlurmdParameters=config_overrides
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-MpiDefault=none
-SwitchType=switch/none
-SlurmctldTimeout=30
-SlurmdTimeout=60
-InactiveLimit=0
-MinJobAge=300
-KillWait=5
-Waittime=0
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-EOF
+render_conf
 RESTART=0
 if ! cmp -s "$DIR/slurm.conf.new" "$CONF"; then
   [ -e "$CONF" ] && { log "slurm.conf changed: restarting our daemons"; RESTART=1; }
