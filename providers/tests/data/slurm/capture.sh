@@ -59,6 +59,12 @@ cap v0.0.38-job-submit-error-no-environment.json "${H[@]}" "${J[@]}" -X POST "$U
   -d '{"script":"#!/bin/bash\necho x\n","job":{"name":"noenv","partition":"debug","current_working_directory":"/tmp"}}'
 cap v0.0.38-job-submit-error-no-script.json "${H[@]}" "${J[@]}" -X POST "$U/job/submit" \
   -d '{"job":{"name":"noscript","partition":"debug","current_working_directory":"/tmp","environment":{"PATH":"/usr/bin:/bin"}}}'
+cap v0.0.38-job-submit-error-memory.json "${H[@]}" "${J[@]}" -X POST "$U/job/submit" \
+  -d '{"script":"#!/bin/bash\ntrue\n","job":{"name":"mem","memory_per_node":999999,"current_working_directory":"/tmp","standard_output":"/dev/null","environment":{"PATH":"/bin"}}}'
+cap v0.0.38-job-submit-error-unknown-field.json "${H[@]}" "${J[@]}" -X POST "$U/job/submit" \
+  -d '{"script":"#!/bin/bash\ntrue\n","job":{"name":"unknownfield","bogus":1,"current_working_directory":"/tmp","standard_output":"/dev/null","environment":{"PATH":"/bin"}}}'
+cap v0.0.38-job-submit-error-environment-list.json "${H[@]}" "${J[@]}" -X POST "$U/job/submit" \
+  -d '{"script":"#!/bin/bash\ntrue\n","job":{"name":"envlist","current_working_directory":"/tmp","standard_output":"/dev/null","environment":["PATH=/bin"]}}'
 cap v0.0.38-job-submit-error-bad-json.json "${H[@]}" "${J[@]}" -X POST "$U/job/submit" -d '{"script": '
 
 ok=$(submit v0.0.38-job-submit-completed.json rosca-completed 'echo out; echo err >&2')
