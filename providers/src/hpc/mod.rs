@@ -4,5 +4,6 @@
 
 pub mod http;
 pub mod job;
+pub mod qcg;
 
 pub use job::{JobSpec, JobStatus, Phase, Scheduler, SchedulerError, SchedulerErrorKind};
