@@ -44,6 +44,10 @@ wait_for() { # wait_for SECONDS CMD... : true once CMD succeeds
   local end=$(( $(date +%s) + $1 )); shift
   until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.2; done
 }
+# A caller that sourced the env file has SLURM_JWT set: Slurm's commands and daemons would then
+# use auth/jwt instead of munge, and a slurmctld started so dies with "AuthType change requires
+# restart of all Slurm daemons". Everything here uses munge; slurmrestd gets its own value below.
+unset SLURM_JWT
 case "$VERIFY" in auto|0|1) ;; *) die "ROSCA_SLURM_VERIFY must be auto, 1 or 0" ;; esac
 case "$CPUS" in ''|*[!0-9]*) die "ROSCA_SLURM_CPUS must be a number" ;; esac
 [ "$(id -u)" = 0 ] || die "run as root: it starts munged/slurmd as root and makes tokens for root"
@@ -58,8 +62,9 @@ ping_ok() { # ping_ok TOKEN
 write_env() { # write_env TOKEN
   cat > "$DIR/token.sh" <<EOF
 #!/bin/sh
-# written by scripts/services/slurm.sh: prints SLURM_JWT=<token for $TOKEN_USER> valid \${1:-$LIFESPAN} s
-exec scontrol token lifespan="\${1:-$LIFESPAN}" username=$TOKEN_USER
+# written by scripts/services/slurm.sh: prints SLURM_JWT=<token for $TOKEN_USER> valid \${1:-$LIFESPAN} s.
+# SLURM_JWT is removed first: with an expired one in its environment scontrol fails to fetch a token.
+exec env -u SLURM_JWT scontrol token lifespan="\${1:-$LIFESPAN}" username=$TOKEN_USER
 EOF
   chmod 0755 "$DIR/token.sh"
   ( umask 077; cat > "$DIR/env.new" <<EOF
@@ -67,10 +72,11 @@ EOF
 export SLURMRESTD_URL=$URL
 export SLURM_USER_NAME=$TOKEN_USER
 export SLURM_JWT=$1
-# A command that prints a fresh token as SLURM_JWT=<token> (lifespan $LIFESPAN s):
-export ROSCA_TEST_SLURM_TOKEN_CMD='scontrol token lifespan=$LIFESPAN username=$TOKEN_USER'
+# A command that prints a fresh token as SLURM_JWT=<token> (lifespan $LIFESPAN s). It drops
+# SLURM_JWT from scontrol's environment: with an expired token there, scontrol cannot fetch one.
+export ROSCA_TEST_SLURM_TOKEN_CMD='env -u SLURM_JWT scontrol token lifespan=$LIFESPAN username=$TOKEN_USER'
 # For a short-lived token (lifespan N seconds): "\$ROSCA_TEST_SLURM_TOKEN_SCRIPT N", i.e.
-# scontrol token lifespan=N username=$TOKEN_USER
+# env -u SLURM_JWT scontrol token lifespan=N username=$TOKEN_USER
 export ROSCA_TEST_SLURM_TOKEN_SCRIPT=$DIR/token.sh
 export ROSCA_TEST_SLURM_PARTITION=debug ROSCA_TEST_SLURM_CPUS=$CPUS
 EOF
