@@ -1,5 +1,5 @@
-//! The backend trait every state store implements (local file here; HTTP, S3, PostgreSQL and
-//! etcd later), and the lock record they share.
+//! The backend trait every state store implements (the local file, PostgreSQL, etcd, S3, HTTP,
+//! and encryption around any of them), and the lock record they share.
 
 use crate::doc::{JournalEntry, StateDoc};
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,15 @@ pub trait StateBackend: Send + Sync {
     /// last, so a writer whose lock was taken over never overwrites the newer state.
     fn write(&self, doc: &StateDoc) -> Result<(), StateError>;
 
-    /// Persists one change cheaply. `doc` is the state after `entry`, for backends without a
-    /// journal, which fall back to a full `write` (still correct, but O(N) per change).
+    /// Persists one change cheaply. `doc` is the state after `entry` (the previous `doc` plus
+    /// `entry`, as `StateWriter` calls it). Once it returns, a crash loses nothing: `read` (from
+    /// any handle) returns the document with the entry applied. Compare-and-swap as for
+    /// `write`: refused with `StateError::Conflict` once another writer changed the state.
+    ///
+    /// The local file, PostgreSQL, etcd and S3 backends journal the entry (after one full
+    /// write per run, or a check that the stored state plus the entry is `doc`), and `write`
+    /// folds the journal in. The default, kept by the HTTP and encrypted backends, is a full
+    /// `write` (correct, but O(state size) per change).
     fn append(&self, doc: &StateDoc, entry: &JournalEntry) -> Result<(), StateError> {
         let _ = entry;
         self.write(doc)

@@ -178,6 +178,8 @@ impl EncryptedBackend {
     }
 }
 
+/// `append` keeps the trait's default, a full sealed write per change: entries journaled by the
+/// wrapped backend would be plaintext beside the sealed document.
 impl StateBackend for EncryptedBackend {
     fn location(&self) -> String {
         format!("{} (encrypted)", self.inner.location())

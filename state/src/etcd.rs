@@ -12,14 +12,22 @@
 //! read or wrote (or, when it saw no state, that the key still does not exist): a writer whose
 //! view is stale gets `StateError::Conflict` and writes nothing.
 //!
+//! Changes between full writes are journaled: `rosca/journal/NAME/<seq>` (seq zero-padded, from
+//! 1), one `JournalEntry` each. `append` puts the next key in a transaction that checks the
+//! state key's mod revision and that the key does not exist yet (so of two appenders, or an
+//! appender and a writer, from the same view exactly one wins); `read` gets the state and its
+//! journal in one transaction and folds the entries in; `write` puts the state and deletes the
+//! journal in one transaction, which also checks that no entry was appended beyond what this
+//! handle saw.
+//!
 //! The trait is synchronous and may be called from any thread, including one that runs a tokio
 //! runtime of its own. So each backend owns a small private runtime; every call is spawned on it
 //! and its result waited for through a std channel (never `block_on` on the caller's thread,
 //! which panics inside a runtime).
 
 use crate::backend::{LockError, LockInfo, StateBackend, StateError};
-use crate::doc::StateDoc;
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use crate::doc::{JournalEntry, StateDoc};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -36,12 +44,15 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(3);
 
 const STATES_PREFIX: &str = "rosca/states/";
 const LOCKS_PREFIX: &str = "rosca/locks/";
+const JOURNAL_PREFIX: &str = "rosca/journal/";
 
 pub struct EtcdBackend {
     endpoints: Vec<String>,
     name: String,
     state_key: String,
     lock_key: String,
+    /// `rosca/journal/NAME/`: the journal's keys are this and a sequence number.
+    journal_prefix: String,
     timeout: Duration,
     client: Client,
     /// `None` only while dropping.
@@ -55,6 +66,11 @@ struct Inner {
     /// Mod revision of the state key this handle last read or wrote (`Some(0)`: it saw no
     /// state), for the compare-and-swap of `write`; `None` until the first read or write.
     seen: Option<i64>,
+    /// Journal entries that the state this handle last saw had.
+    seen_entries: u64,
+    /// (serial, lineage) of the document this handle wrote last: `append` journals only on
+    /// top of it (else it writes in full).
+    journaling: Option<(u64, String)>,
     lock: Option<Held>,
 }
 
@@ -138,6 +154,7 @@ impl EtcdBackend {
         Ok(EtcdBackend {
             state_key: format!("{STATES_PREFIX}{name}"),
             lock_key: format!("{LOCKS_PREFIX}{name}"),
+            journal_prefix: format!("{JOURNAL_PREFIX}{name}/"),
             name: name.to_string(),
             endpoints,
             timeout: DEFAULT_TIMEOUT,
@@ -165,6 +182,11 @@ impl EtcdBackend {
     /// The key holding the lock.
     pub fn lock_key(&self) -> &str {
         &self.lock_key
+    }
+
+    /// The key of journal entry `seq` (from 1): zero-padded, so keys sort in entry order.
+    fn journal_key(&self, seq: u64) -> String {
+        format!("{}{seq:020}", self.journal_prefix)
     }
 
     fn lock_location(&self) -> String {
@@ -335,16 +357,26 @@ impl StateBackend for EtcdBackend {
     fn read(&self) -> Result<Option<StateDoc>, StateError> {
         let mut inner = self.inner();
         let client = self.client.clone();
-        let key = self.state_key.clone();
+        let (key, prefix) = (self.state_key.clone(), self.journal_prefix.clone());
+        // One transaction: the state and its journal at the same revision.
         let resp = self
-            .run(async move { client.kv_client().get(key, None).await })
+            .run(async move {
+                let txn = Txn::new().and_then([TxnOp::get(key, None), TxnOp::get(prefix, Some(GetOptions::new().with_prefix()))]);
+                client.kv_client().txn(txn).await
+            })
             .map_err(|f| StateError::Read { location: self.location(), message: self.explain("get", &self.state_key, &f) })?;
-        let Some(kv) = resp.kvs().first() else {
+        let mut gets = resp.op_responses().into_iter().filter_map(|r| match r {
+            TxnOpResponse::Get(g) => Some(g),
+            _ => None,
+        });
+        let (state, journal) = (gets.next(), gets.next());
+        inner.journaling = None;
+        let Some(kv) = state.as_ref().and_then(|g| g.kvs().first()) else {
             inner.seen = Some(0);
+            inner.seen_entries = 0;
             return Ok(None);
         };
-        inner.seen = Some(kv.mod_revision());
-        StateDoc::from_bytes(kv.value()).map(Some).map_err(|message| StateError::Corrupt {
+        let mut doc = StateDoc::from_bytes(kv.value()).map_err(|message| StateError::Corrupt {
             location: self.location(),
             message: format!(
                 "the value of key {} (mod revision {}) is not a state document: {message}; inspect it with: etcdctl --endpoints={} get {}",
@@ -353,7 +385,69 @@ impl StateBackend for EtcdBackend {
                 self.endpoints.join(","),
                 self.state_key
             ),
-        })
+        })?;
+        let entries = journal.as_ref().map(|g| g.kvs()).unwrap_or_default();
+        for e in entries {
+            let entry: JournalEntry = serde_json::from_slice(e.value()).map_err(|err| StateError::Corrupt {
+                location: self.location(),
+                message: format!(
+                    "journal key {} is not a journal record ({err}); remove the journal to fall back to the last full state, losing the changes since: etcdctl --endpoints={} del --prefix {}",
+                    String::from_utf8_lossy(e.key()),
+                    self.endpoints.join(","),
+                    self.journal_prefix
+                ),
+            })?;
+            doc.apply(&entry);
+        }
+        inner.seen = Some(kv.mod_revision());
+        inner.seen_entries = entries.len() as u64;
+        Ok(Some(doc))
+    }
+
+    fn append(&self, doc: &StateDoc, entry: &JournalEntry) -> Result<(), StateError> {
+        let mut inner = self.inner();
+        let on_top = inner.journaling.as_ref().is_some_and(|(serial, lineage)| *serial == doc.serial && *lineage == doc.lineage);
+        let rev = match inner.seen {
+            Some(rev) if rev > 0 && on_top => rev,
+            // The first change of a run (the serial moved) or after a read: the whole document,
+            // once; journaled from there on.
+            _ => {
+                drop(inner);
+                return self.write(doc);
+            }
+        };
+        let value = serde_json::to_vec(entry).map_err(|e| StateError::Write { location: self.location(), message: e.to_string() })?;
+        let seq = inner.seen_entries + 1;
+        let (key, state_key) = (self.journal_key(seq), self.state_key.clone());
+        let client = self.client.clone();
+        let txn_key = key.clone();
+        let resp = self
+            .run(async move {
+                let txn = Txn::new()
+                    .when([Compare::mod_revision(state_key, CompareOp::Equal, rev), Compare::create_revision(txn_key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(txn_key, value, None)]);
+                client.kv_client().txn(txn).await
+            })
+            .map_err(|f| {
+                // Unknown outcome: the next append or write must not trust this view.
+                if matches!(f, Failure::Timeout(_)) {
+                    inner.seen = Some(-1);
+                }
+                StateError::Write { location: self.location(), message: self.explain("txn put", &key, &f) }
+            })?;
+        if !resp.succeeded() {
+            inner.journaling = None;
+            return Err(StateError::Conflict {
+                location: self.location(),
+                message: format!(
+                    "key {} is no longer at mod revision {rev} with {} journal entries: another run wrote or appended since",
+                    self.state_key,
+                    seq - 1
+                ),
+            });
+        }
+        inner.seen_entries = seq;
+        Ok(())
     }
 
     fn write(&self, doc: &StateDoc) -> Result<(), StateError> {
@@ -365,15 +459,19 @@ impl StateBackend for EtcdBackend {
             Some(0) => Some(Compare::create_revision(key.clone(), CompareOp::Equal, 0)),
             Some(rev) => Some(Compare::mod_revision(key.clone(), CompareOp::Equal, rev)),
         };
+        // Nothing appended beyond the entries this handle saw.
+        let no_more = inner.seen.map(|_| Compare::create_revision(self.journal_key(inner.seen_entries + 1), CompareOp::Equal, 0));
+        let prefix = self.journal_prefix.clone();
         let client = self.client.clone();
         let resp = self
             .run(async move {
                 let mut txn = Txn::new();
-                if let Some(c) = compare {
-                    txn = txn.when([c]);
+                let compares: Vec<Compare> = compare.into_iter().chain(no_more).collect();
+                if !compares.is_empty() {
+                    txn = txn.when(compares);
                 }
                 let txn = txn
-                    .and_then([TxnOp::put(key.clone(), bytes, None)])
+                    .and_then([TxnOp::put(key.clone(), bytes, None), TxnOp::delete(prefix, Some(DeleteOptions::new().with_prefix()))])
                     .or_else([TxnOp::get(key, Some(GetOptions::new().with_keys_only()))]);
                 client.kv_client().txn(txn).await
             })
@@ -398,6 +496,16 @@ impl StateBackend for EtcdBackend {
                 _ => None,
             });
             let seen = inner.seen.unwrap_or(0);
+            inner.journaling = None;
+            if now == Some(seen) {
+                return Err(StateError::Conflict {
+                    location: self.location(),
+                    message: format!(
+                        "another run appended changes to the journal ({}) beyond the {} entries this run saw",
+                        self.journal_prefix, inner.seen_entries
+                    ),
+                });
+            }
             let said = |rev: i64| if rev <= 0 { "no state".to_string() } else { format!("mod revision {rev}") };
             return Err(StateError::Conflict {
                 location: self.location(),
@@ -414,6 +522,8 @@ impl StateBackend for EtcdBackend {
             Some(rev) if rev > 0 => inner.seen = Some(rev),
             _ => inner.seen = Some(-1),
         }
+        inner.seen_entries = 0;
+        inner.journaling = Some((doc.serial, doc.lineage.clone()));
         Ok(())
     }
 

@@ -2,9 +2,15 @@
 //! compare-and-swap), a session advisory lock per state (released by PostgreSQL when the
 //! holder's connection dies, so it can never stay stuck), and the holder's `LockInfo` in
 //! `rosca_locks` so a contender can say who holds it.
+//!
+//! Changes between full writes go to `rosca_journal` (one row per `JournalEntry`): `append` is
+//! one statement that bumps the state's version (the same compare-and-swap as `write`) and
+//! inserts the entry under the new version, so N changes cost N small rows instead of N
+//! rewrites of the document. `read` folds the journal in; `write` replaces the document and
+//! deletes the journal in one transaction.
 
 use crate::backend::{LockError, LockInfo, StateBackend, StateError};
-use crate::doc::StateDoc;
+use crate::doc::{JournalEntry, StateDoc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use std::str::FromStr;
@@ -20,6 +26,9 @@ pub struct PostgresBackend {
     rt: tokio::runtime::Runtime,
     /// Version of the row last read or written (`Some(0)`: no row), for the compare-and-swap.
     seen: Mutex<Option<i64>>,
+    /// (serial, lineage) of the document this handle wrote last, while nothing else changed the
+    /// row since: `append` journals only on top of it (else it writes in full).
+    journaling: Mutex<Option<(u64, String)>>,
     /// The session holding our advisory lock, and the lock's id.
     held: Arc<tokio::sync::Mutex<Option<(PgConnection, LockInfo)>>>,
 }
@@ -27,6 +36,8 @@ pub struct PostgresBackend {
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS rosca_states (name TEXT PRIMARY KEY, doc TEXT NOT NULL, version BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rosca_locks (name TEXT PRIMARY KEY, info TEXT NOT NULL)",
+    // `seq` is the state version the entry produced: entries replay in that order.
+    "CREATE TABLE IF NOT EXISTS rosca_journal (name TEXT NOT NULL, seq BIGINT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (name, seq))",
 ];
 
 /// The advisory lock key of a state: a stable 64-bit FNV-1a of `rosca:<name>`.
@@ -72,7 +83,16 @@ impl PostgresBackend {
             Ok::<_, sqlx::Error>(pool)
         })
         .map_err(|e| failed(format!("{shown}: {e}; check that PostgreSQL answers there and the user may create tables")))?;
-        Ok(PostgresBackend { name: name.to_string(), shown, options, pool, rt, seen: Mutex::new(None), held: Arc::default() })
+        Ok(PostgresBackend {
+            name: name.to_string(),
+            shown,
+            options,
+            pool,
+            rt,
+            seen: Mutex::new(None),
+            journaling: Mutex::new(None),
+            held: Arc::default(),
+        })
     }
 
     fn run<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> T {
@@ -142,17 +162,75 @@ impl StateBackend for PostgresBackend {
 
     fn read(&self) -> Result<Option<StateDoc>, StateError> {
         let (pool, name) = (self.pool.clone(), self.name.clone());
+        // One statement: the document and its journal from the same snapshot.
         let row = self
-            .run(async move { sqlx::query("SELECT doc, version FROM rosca_states WHERE name = $1").bind(name).fetch_optional(&pool).await })
+            .run(async move {
+                sqlx::query("SELECT doc, version, ARRAY(SELECT entry FROM rosca_journal WHERE name = $1 ORDER BY seq) FROM rosca_states WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&pool)
+                    .await
+            })
             .map_err(|e| self.read_failed(e))?;
+        *self.journaling.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let Some(row) = row else {
             *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(0);
             return Ok(None);
         };
         let (doc, version): (String, i64) = (row.try_get(0).map_err(|e| self.read_failed(e))?, row.try_get(1).map_err(|e| self.read_failed(e))?);
-        let parsed = StateDoc::from_bytes(doc.as_bytes()).map_err(|message| StateError::Corrupt { location: self.location(), message })?;
+        let entries: Vec<String> = row.try_get(2).map_err(|e| self.read_failed(e))?;
+        let mut parsed = StateDoc::from_bytes(doc.as_bytes()).map_err(|message| StateError::Corrupt { location: self.location(), message })?;
+        for (i, text) in entries.iter().enumerate() {
+            let entry: JournalEntry = serde_json::from_str(text).map_err(|e| StateError::Corrupt {
+                location: self.location(),
+                message: format!(
+                    "journal entry {} of {} in rosca_journal is not a journal record ({e}); delete the journal rows (DELETE FROM rosca_journal WHERE name = '{}') to fall back to the last full state, losing the changes since",
+                    i + 1,
+                    entries.len(),
+                    self.name
+                ),
+            })?;
+            parsed.apply(&entry);
+        }
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
         Ok(Some(parsed))
+    }
+
+    fn append(&self, doc: &StateDoc, entry: &JournalEntry) -> Result<(), StateError> {
+        let seen = *self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let on_top = self.journaling.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|(serial, lineage)| *serial == doc.serial && *lineage == doc.lineage);
+        let version = match seen {
+            Some(v) if v > 0 && on_top => v,
+            // The first change of a run (the serial moved) or after a read: the whole document,
+            // once; journaled from there on.
+            _ => return self.write(doc),
+        };
+        let text = serde_json::to_string(entry).map_err(|e| self.write_failed(e))?;
+        let (pool, name) = (self.pool.clone(), self.name.clone());
+        let appended: Option<i64> = self
+            .run(async move {
+                // One statement, so atomic: the version moves (as a write's would) and the entry
+                // is stored under the new one, or neither happens.
+                sqlx::query_scalar(
+                    "WITH moved AS (UPDATE rosca_states SET version = version + 1 WHERE name = $1 AND version = $2 RETURNING version) \
+                     INSERT INTO rosca_journal (name, seq, entry) SELECT $1, version, $3 FROM moved RETURNING seq",
+                )
+                .bind(&name)
+                .bind(version)
+                .bind(&text)
+                .fetch_optional(&pool)
+                .await
+            })
+            .map_err(|e| self.write_failed(e))?;
+        match appended {
+            Some(v) => {
+                *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                Ok(())
+            }
+            None => {
+                *self.journaling.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Err(StateError::Conflict { location: self.location(), message: format!("the row is no longer at version {version}") })
+            }
+        }
     }
 
     fn write(&self, doc: &StateDoc) -> Result<(), StateError> {
@@ -161,46 +239,56 @@ impl StateBackend for PostgresBackend {
         let (pool, name) = (self.pool.clone(), self.name.clone());
         let outcome = self
             .run(async move {
-                match seen {
+                let mut tx = pool.begin().await?;
+                let written: Option<i64> = match seen {
                     // Never read: an unconditional upsert (e.g. `state push`).
-                    None => {
-                        let v: i64 = sqlx::query_scalar(
+                    None => Some(
+                        sqlx::query_scalar(
                             "INSERT INTO rosca_states (name, doc, version) VALUES ($1, $2, 1) \
                              ON CONFLICT (name) DO UPDATE SET doc = EXCLUDED.doc, version = rosca_states.version + 1 RETURNING version",
                         )
                         .bind(&name)
                         .bind(&text)
-                        .fetch_one(&pool)
-                        .await?;
-                        Ok::<_, sqlx::Error>(Some(v))
-                    }
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    ),
                     Some(0) => {
                         sqlx::query_scalar("INSERT INTO rosca_states (name, doc, version) VALUES ($1, $2, 1) ON CONFLICT (name) DO NOTHING RETURNING version")
                             .bind(&name)
                             .bind(&text)
-                            .fetch_optional(&pool)
-                            .await
+                            .fetch_optional(&mut *tx)
+                            .await?
                     }
                     Some(v) => {
                         sqlx::query_scalar("UPDATE rosca_states SET doc = $1, version = version + 1 WHERE name = $2 AND version = $3 RETURNING version")
                             .bind(&text)
                             .bind(&name)
                             .bind(v)
-                            .fetch_optional(&pool)
-                            .await
+                            .fetch_optional(&mut *tx)
+                            .await?
                     }
+                };
+                if written.is_some() {
+                    // The document now holds every change the journal did.
+                    sqlx::query("DELETE FROM rosca_journal WHERE name = $1").bind(&name).execute(&mut *tx).await?;
+                    tx.commit().await?;
                 }
+                Ok::<_, sqlx::Error>(written)
             })
             .map_err(|e| self.write_failed(e))?;
         match outcome {
             Some(v) => {
                 *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                *self.journaling.lock().unwrap_or_else(|e| e.into_inner()) = Some((doc.serial, doc.lineage.clone()));
                 Ok(())
             }
-            None => Err(StateError::Conflict {
-                location: self.location(),
-                message: format!("the row is no longer at version {}", seen.unwrap_or(0)),
-            }),
+            None => {
+                *self.journaling.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Err(StateError::Conflict {
+                    location: self.location(),
+                    message: format!("the row is no longer at version {}", seen.unwrap_or(0)),
+                })
+            }
         }
     }
 

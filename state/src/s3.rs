@@ -10,6 +10,15 @@
 //!   died) is taken over with `If-Match` on the dead holder's ETag, so exactly one contender
 //!   wins; the state's ETag check still refuses any write from the dead holder's side.
 //!
+//! - `<prefix>/<name>.journal/<base>/<seq>`: changes since the last full write, one
+//!   `JournalEntry` per object (seq zero-padded, from 1), each created with `If-None-Match: *`.
+//!   `<base>` is a random id the full write stored in the state object's metadata
+//!   (`x-amz-meta-rosca-base`), so entries never apply to another version of the state. `read`
+//!   folds them in (up to the first gap or seal). A full write first *seals* the journal it saw
+//!   (creates the next entry's object as a seal, with `If-None-Match: *`): of an appender and a
+//!   writer from the same view exactly one wins, and no append can land after the seal. Then it
+//!   writes the state with `If-Match`, and deletes the old journal.
+//!
 //! The trait is synchronous and may be called from any thread, a tokio worker's included: each
 //! backend owns a small private tokio runtime, runs every request on it and waits for the answer
 //! on a std channel (never `block_on` on the caller's thread).
@@ -18,7 +27,7 @@
 //! `AWS_SESSION_TOKEN`, or the web-identity / container variables object_store reads).
 
 use crate::backend::{LockError, LockInfo, StateBackend, StateError};
-use crate::doc::StateDoc;
+use crate::doc::{JournalEntry, StateDoc};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as ObjPath;
 use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
@@ -40,6 +49,13 @@ pub const RENEW_INTERVAL: Duration = Duration::from_millis(20_000 / 3);
 
 const STATE_SUFFIX: &str = ".state.json";
 const LOCK_SUFFIX: &str = ".lock";
+const JOURNAL_SUFFIX: &str = ".journal";
+/// The state object's metadata naming its journal (`x-amz-meta-rosca-base`).
+const BASE_METADATA: &str = "rosca-base";
+/// The body of the object that seals a journal.
+const SEAL: &[u8] = b"{\"op\":\"seal\"}";
+/// Journal objects fetched or deleted at once.
+const PARALLEL: usize = 32;
 const CONTENT_TYPE: &str = "application/json";
 
 /// Where the states live. Credentials are not part of it: they come from the environment.
@@ -66,6 +82,8 @@ pub struct S3Backend {
     prefix: Option<ObjPath>,
     state_key: ObjPath,
     lock_key: ObjPath,
+    /// `<prefix>/<name>.journal`: journals live under it, one folder per base.
+    journal_root: String,
     inner: Mutex<Inner>,
 }
 
@@ -74,6 +92,13 @@ struct Inner {
     /// ETag of the state object this handle last read or wrote (`Some(None)`: it saw none), for
     /// the compare-and-swap of `write`; `None` until the first read or write.
     seen: Option<Option<String>>,
+    /// The journal base of the state this handle last saw (`None`: the object has none), and
+    /// how many entries it had.
+    seen_base: Option<String>,
+    seen_entries: u64,
+    /// (serial, lineage) of the document this handle wrote last: `append` journals only on
+    /// top of it (else it writes in full).
+    journaling: Option<(u64, String)>,
     lock: Option<Held>,
 }
 
@@ -160,12 +185,94 @@ async fn fetch(store: Arc<AmazonS3>, key: ObjPath) -> object_store::Result<Fetch
     }
 }
 
+/// The state object: bytes, ETag and journal base.
+type FetchedState = Option<(Vec<u8>, Option<String>, Option<String>)>;
+
+async fn fetch_state(store: Arc<AmazonS3>, key: ObjPath) -> object_store::Result<FetchedState> {
+    match store.get(&key).await {
+        Ok(got) => {
+            let etag = got.meta.e_tag.clone();
+            let base = got.attributes.get(&Attribute::Metadata(BASE_METADATA.into())).map(|v| v.to_string());
+            Ok(Some((got.bytes().await?.to_vec(), etag, base)))
+        }
+        Err(object_store::Error::NotFound { path, source }) => {
+            if chain(&*source).contains("NoSuchBucket") {
+                Err(object_store::Error::NotFound { path, source })
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn put(store: Arc<AmazonS3>, key: ObjPath, bytes: Vec<u8>, mode: PutMode) -> object_store::Result<PutResult> {
+    put_with_base(store, key, bytes, mode, None).await
+}
+
+/// A PUT, with the state's journal base as metadata when given.
+async fn put_with_base(store: Arc<AmazonS3>, key: ObjPath, bytes: Vec<u8>, mode: PutMode, base: Option<String>) -> object_store::Result<PutResult> {
     // moto stores the body of a PUT without a Content-Type as form data, i.e. empty.
     let mut attributes = Attributes::new();
     attributes.insert(Attribute::ContentType, CONTENT_TYPE.into());
+    if let Some(base) = base {
+        attributes.insert(Attribute::Metadata(BASE_METADATA.into()), base.into());
+    }
     let opts = PutOptions { mode, attributes, ..Default::default() };
     store.put_opts(&key, PutPayload::from(bytes), opts).await
+}
+
+/// The journal under `folder`, in order: entry objects 1, 2, ... up to the first gap or seal.
+/// Returns the entries and whether a seal ended them.
+async fn fetch_journal(store: Arc<AmazonS3>, folder: ObjPath) -> object_store::Result<(Vec<(ObjPath, Vec<u8>)>, bool)> {
+    let listed = store.list_with_delimiter(Some(&folder)).await?;
+    let mut keys: Vec<(u64, ObjPath)> =
+        listed.objects.into_iter().filter_map(|o| o.location.filename().and_then(|f| f.parse().ok()).map(|n: u64| (n, o.location.clone()))).collect();
+    keys.sort_by_key(|(n, _)| *n);
+    let in_order = keys.iter().enumerate().take_while(|(i, (n, _))| *n == *i as u64 + 1).count();
+    keys.truncate(in_order);
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(PARALLEL) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (_, key)) in chunk.iter().enumerate() {
+            let (store, key) = (store.clone(), key.clone());
+            tasks.spawn(async move { (i, key.clone(), fetch(store, key).await) });
+        }
+        let mut got: Vec<Option<(ObjPath, Vec<u8>)>> = vec![None; chunk.len()];
+        while let Some(done) = tasks.join_next().await {
+            let (i, key, fetched) = done.map_err(|e| object_store::Error::Generic { store: "S3", source: Box::new(e) })?;
+            got[i] = fetched?.map(|(bytes, _)| (key, bytes));
+        }
+        for item in got {
+            // Deleted meanwhile (a full write folded it in): the caller re-checks the state.
+            let Some((key, bytes)) = item else { return Ok((out, false)) };
+            if bytes == SEAL {
+                return Ok((out, true));
+            }
+            out.push((key, bytes));
+        }
+    }
+    Ok((out, false))
+}
+
+/// Deletes a folded journal (`folder`), `PARALLEL` objects at a time.
+async fn delete_folder(store: Arc<AmazonS3>, folder: ObjPath) -> object_store::Result<()> {
+    let listed = store.list_with_delimiter(Some(&folder)).await?;
+    for chunk in listed.objects.chunks(PARALLEL) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for o in chunk {
+            let (store, key) = (store.clone(), o.location.clone());
+            tasks.spawn(async move { store.delete(&key).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(()) | Err(object_store::Error::NotFound { .. })) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(object_store::Error::Generic { store: "S3", source: Box::new(e) }),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The ETag of a PUT's answer, or of the object when the answer had none.
@@ -384,6 +491,7 @@ impl S3Backend {
             Some(p) => format!("{p}/{name}{suffix}"),
             None => format!("{name}{suffix}"),
         };
+        let journal_root = key(JOURNAL_SUFFIX);
         let state_key = ObjPath::parse(key(STATE_SUFFIX)).map_err(|e| invalid(e.to_string()))?;
         let lock_key = ObjPath::parse(key(LOCK_SUFFIX)).map_err(|e| invalid(e.to_string()))?;
         let prefix = prefix.map(|p| ObjPath::parse(p).map_err(|e| invalid(e.to_string()))).transpose()?;
@@ -437,6 +545,7 @@ impl S3Backend {
             prefix,
             state_key,
             lock_key,
+            journal_root,
             inner: Mutex::default(),
         })
     }
@@ -453,6 +562,55 @@ impl S3Backend {
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The folder of the journal of `base`.
+    fn journal_folder(&self, base: &str) -> Result<ObjPath, StateError> {
+        ObjPath::parse(format!("{}/{base}", self.journal_root)).map_err(|e| self.corrupt_base(base, e.to_string()))
+    }
+
+    /// Journal entry `seq` (from 1) of `base`: zero-padded, so names sort in entry order.
+    fn journal_key(&self, base: &str, seq: u64) -> Result<ObjPath, StateError> {
+        ObjPath::parse(format!("{}/{base}/{seq:020}", self.journal_root)).map_err(|e| self.corrupt_base(base, e.to_string()))
+    }
+
+    fn corrupt_base(&self, base: &str, why: String) -> StateError {
+        StateError::Corrupt {
+            location: self.state_url(),
+            message: format!("its metadata {BASE_METADATA} = {base:?} is not a journal id ({why}); write the state again (rosca state push) to replace it"),
+        }
+    }
+
+    fn write_failed(&self, e: &object_store::Error) -> StateError {
+        StateError::Write { location: self.state_url(), message: self.explain(e, &self.state_url()) }
+    }
+
+    /// Why this handle may not write: its lock was lost to a takeover.
+    fn lock_lost(&self, inner: &Inner) -> Option<StateError> {
+        let why = inner.lock.as_ref().and_then(|h| h.shared.lost())?;
+        Some(StateError::Lock(LockError::Failed { location: self.lock_url(), message: format!("{why}; nothing was written: run the command again") }))
+    }
+
+    /// Seals the journal this handle saw (its next entry becomes a seal), so nothing can be
+    /// appended to it from here on. `Conflict` when another run appended beyond it.
+    fn seal(&self, base: &str, entries: u64) -> Result<(), StateError> {
+        let key = self.journal_key(base, entries + 1)?;
+        match self.run(put(self.store.clone(), key.clone(), SEAL.to_vec(), PutMode::Create)) {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                match self.run(fetch(self.store.clone(), key)) {
+                    // Sealed already (by a writer that then lost the If-Match, or by an earlier
+                    // try of ours): the state's ETag decides.
+                    Ok(Some((bytes, _))) if bytes == SEAL => Ok(()),
+                    Ok(_) => Err(StateError::Conflict {
+                        location: self.state_url(),
+                        message: format!("another run appended to the journal beyond the {entries} entries this run saw"),
+                    }),
+                    Err(e) => Err(self.write_failed(&e)),
+                }
+            }
+            Err(e) => Err(self.write_failed(&e)),
+        }
     }
 
     /// Runs `fut` on the private runtime and waits for it on this thread (any thread, one of
@@ -627,31 +785,68 @@ impl StateBackend for S3Backend {
     }
 
     fn read(&self) -> Result<Option<StateDoc>, StateError> {
-        let fetched = self.run(fetch(self.store.clone(), self.state_key.clone())).map_err(|e| StateError::Read {
+        let read_failed = |e: &object_store::Error| StateError::Read { location: self.state_url(), message: self.explain(e, &self.state_url()) };
+        // The state and its journal are two requests: if a full write came in between (it
+        // deletes the journal it folded), read again.
+        for _ in 0..5 {
+            let fetched = self.run(fetch_state(self.store.clone(), self.state_key.clone())).map_err(|e| read_failed(&e))?;
+            let Some((bytes, etag, base)) = fetched else {
+                let mut inner = self.inner();
+                inner.seen = Some(None);
+                inner.seen_base = None;
+                inner.seen_entries = 0;
+                inner.journaling = None;
+                return Ok(None);
+            };
+            let mut doc = StateDoc::from_bytes(&bytes).map_err(|message| StateError::Corrupt {
+                location: self.state_url(),
+                message: format!("{message}; fix the object, or restore an earlier version of it if the bucket keeps versions"),
+            })?;
+            let mut entries = 0;
+            if let Some(base) = &base {
+                let folder = self.journal_folder(base)?;
+                let (journal, _sealed) = self.run(fetch_journal(self.store.clone(), folder)).map_err(|e| read_failed(&e))?;
+                if !journal.is_empty() {
+                    let now = self.run({
+                        let (store, key) = (self.store.clone(), self.state_key.clone());
+                        async move { store.head(&key).await }
+                    });
+                    match now {
+                        Ok(meta) if meta.e_tag == etag => {}
+                        Ok(_) | Err(object_store::Error::NotFound { .. }) => continue,
+                        Err(e) => return Err(read_failed(&e)),
+                    }
+                }
+                for (key, bytes) in &journal {
+                    let entry: JournalEntry = serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt {
+                        location: format!("s3://{}/{key}", self.bucket),
+                        message: format!(
+                            "not a journal record ({e}); delete the objects under s3://{}/{}/{base}/ to fall back to the last full state, losing the changes since",
+                            self.bucket, self.journal_root
+                        ),
+                    })?;
+                    doc.apply(&entry);
+                }
+                entries = journal.len() as u64;
+            }
+            let mut inner = self.inner();
+            // Without an ETag there is nothing to compare against: writes go unconditionally.
+            inner.seen = etag.map(Some);
+            inner.seen_base = base;
+            inner.seen_entries = entries;
+            inner.journaling = None;
+            return Ok(Some(doc));
+        }
+        Err(StateError::Read {
             location: self.state_url(),
-            message: self.explain(&e, &self.state_url()),
-        })?;
-        let Some((bytes, etag)) = fetched else {
-            self.inner().seen = Some(None);
-            return Ok(None);
-        };
-        // Without an ETag there is nothing to compare against: writes go unconditionally.
-        self.inner().seen = etag.map(Some);
-        StateDoc::from_bytes(&bytes).map(Some).map_err(|message| StateError::Corrupt {
-            location: self.state_url(),
-            message: format!(
-                "{message}; fix the object, or restore an earlier version of it if the bucket keeps versions"
-            ),
+            message: "the state kept changing while it was read (other runs are writing it); try again".into(),
         })
     }
 
     fn write(&self, doc: &StateDoc) -> Result<(), StateError> {
         let mut inner = self.inner();
-        if let Some(why) = inner.lock.as_ref().and_then(|h| h.shared.lost()) {
-            return Err(StateError::Lock(LockError::Failed {
-                location: self.lock_url(),
-                message: format!("{why}; nothing was written: run the command again"),
-            }));
+        if let Some(e) = self.lock_lost(&inner) {
+            return Err(e);
         }
         let bytes = doc.to_bytes();
         let mode = match &inner.seen {
@@ -664,33 +859,121 @@ impl StateBackend for S3Backend {
             PutMode::Update(v) => format!("the object with ETag {}", v.e_tag.as_deref().unwrap_or("")),
             PutMode::Overwrite => String::new(),
         };
+        // The journal this handle saw is closed for appends before the state replaces it.
+        let old_base = inner.seen_base.clone();
+        if let (Some(Some(_)), Some(base)) = (&inner.seen, &old_base) {
+            if let Err(e) = self.seal(base, inner.seen_entries) {
+                inner.journaling = None;
+                return Err(e);
+            }
+        }
+        let base = uuid::Uuid::new_v4().simple().to_string();
         let written = self.run({
-            let (store, key, bytes) = (self.store.clone(), self.state_key.clone(), bytes.clone());
+            let (store, key, bytes, base) = (self.store.clone(), self.state_key.clone(), bytes.clone(), base.clone());
             async move {
-                let result = put(store.clone(), key.clone(), bytes, mode).await?;
+                let result = put_with_base(store.clone(), key.clone(), bytes, mode, Some(base)).await?;
                 etag_after(&store, &key, result).await
             }
         });
-        match written {
-            Ok(etag) => {
-                inner.seen = Some(Some(etag));
-                Ok(())
-            }
+        let done = match written {
+            Ok(etag) => Ok((etag, base)),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 // A retried request whose first try got through looks like this too: then the
-                // object holds exactly our bytes.
-                if let Ok(Some((now, Some(etag)))) = self.run(fetch(self.store.clone(), self.state_key.clone())) {
-                    if now == bytes {
-                        inner.seen = Some(Some(etag));
+                // object holds exactly our bytes (and our base).
+                match self.run(fetch_state(self.store.clone(), self.state_key.clone())) {
+                    Ok(Some((now, Some(etag), Some(b)))) if now == bytes && b == base => Ok((etag, base)),
+                    _ => Err(StateError::Conflict {
+                        location: self.state_url(),
+                        message: format!("this run read {expected}, and the bucket now holds another"),
+                    }),
+                }
+            }
+            Err(e) => Err(self.write_failed(&e)),
+        };
+        let (etag, base) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                inner.journaling = None;
+                return Err(e);
+            }
+        };
+        inner.seen = Some(Some(etag));
+        inner.seen_base = Some(base);
+        inner.seen_entries = 0;
+        inner.journaling = Some((doc.serial, doc.lineage.clone()));
+        // The old journal is folded in: delete its entries. Best effort: nothing reads a
+        // journal whose base is not the state's.
+        if let Some(old) = old_base {
+            if let Ok(folder) = self.journal_folder(&old) {
+                let _ = self.run(delete_folder(self.store.clone(), folder));
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&self, doc: &StateDoc, entry: &JournalEntry) -> Result<(), StateError> {
+        let mut inner = self.inner();
+        let on_top = inner.journaling.as_ref().is_some_and(|(serial, lineage)| *serial == doc.serial && *lineage == doc.lineage);
+        let base = match (&inner.seen, &inner.seen_base) {
+            (Some(Some(_)), Some(base)) if on_top => base.clone(),
+            // The first change of a run (the serial moved) or after a read: the whole document,
+            // once; journaled from there on.
+            _ => {
+                drop(inner);
+                return self.write(doc);
+            }
+        };
+        if let Some(e) = self.lock_lost(&inner) {
+            return Err(e);
+        }
+        let body = serde_json::to_vec(entry).map_err(|e| StateError::Write { location: self.state_url(), message: e.to_string() })?;
+        let seq = inner.seen_entries + 1;
+        let key = self.journal_key(&base, seq)?;
+        let etag = match &inner.seen {
+            Some(Some(etag)) => etag.clone(),
+            _ => String::new(),
+        };
+        let created = self.run({
+            let (store, key, body, state_key) = (self.store.clone(), key.clone(), body.clone(), self.state_key.clone());
+            async move {
+                put(store.clone(), key, body, PutMode::Create).await?;
+                // The entry counts only if its base is still the state's: a full write since may
+                // have folded and deleted this journal (so the key was free again).
+                Ok(store.head(&state_key).await?.e_tag)
+            }
+        });
+        match created {
+            Ok(now) if now.as_deref() == Some(etag.as_str()) => {
+                inner.seen_entries = seq;
+                Ok(())
+            }
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {
+                inner.journaling = None;
+                Err(StateError::Conflict {
+                    location: self.state_url(),
+                    message: format!("this run last saw the object with ETag {etag}, and another run has written it since"),
+                })
+            }
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                // A retried request whose first try got through: the object is our entry (and
+                // its base still the state's).
+                if let Ok(Some((now, _))) = self.run(fetch(self.store.clone(), key)) {
+                    let head = self.run({
+                        let (store, state_key) = (self.store.clone(), self.state_key.clone());
+                        async move { Ok(store.head(&state_key).await?.e_tag) }
+                    });
+                    if now == body && matches!(head, Ok(Some(ref t)) if *t == etag) {
+                        inner.seen_entries = seq;
                         return Ok(());
                     }
                 }
+                inner.journaling = None;
                 Err(StateError::Conflict {
                     location: self.state_url(),
-                    message: format!("this run read {expected}, and the bucket now holds another"),
+                    message: format!("journal entry {seq} exists already: another run wrote or appended since this one"),
                 })
             }
-            Err(e) => Err(StateError::Write { location: self.state_url(), message: self.explain(&e, &self.state_url()) }),
+            Err(e) => Err(self.write_failed(&e)),
         }
     }
 

@@ -53,6 +53,7 @@ impl Drop for Cleanup {
                 let mut c = etcd_client::Client::connect(endpoints, None).await.ok()?;
                 let _ = c.delete(format!("rosca/states/{name}"), None).await;
                 let _ = c.delete(format!("rosca/locks/{name}"), None).await;
+                let _ = c.delete(format!("rosca/journal/{name}/"), Some(etcd_client::DeleteOptions::new().with_prefix())).await;
                 Some(())
             })
         })

@@ -115,6 +115,8 @@ pub(crate) struct OpenJournal {
     /// A write failed part-way: the file may end in a partial line, so it must not be
     /// appended to again (the next change rewrites the full state instead).
     pub broken: bool,
+    /// Bytes this process wrote to the file.
+    pub written: u64,
 }
 
 impl OpenJournal {
@@ -132,7 +134,27 @@ impl OpenJournal {
         let mut file = options.open(path)?;
         file.write_all(&bytes)?;
         file.sync_data()?;
-        Ok(OpenJournal { file, header, last_sync: Instant::now(), unsynced: false, broken: false })
+        Ok(OpenJournal { file, header, last_sync: Instant::now(), unsynced: false, broken: false, written: bytes.len() as u64 })
+    }
+
+    /// Whether the file at `path` is still this journal as this process left it. Another
+    /// process's full write removes it; another's journal replaces or truncates it: then
+    /// appending here would be lost, or lose the other's changes.
+    pub fn still_ours(&self, path: &Path) -> io::Result<bool> {
+        let on_disk = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mine = self.file.metadata()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if on_disk.ino() != mine.ino() || on_disk.dev() != mine.dev() {
+                return Ok(false);
+            }
+        }
+        Ok(on_disk.len() == self.written && mine.len() == self.written)
     }
 
     /// Appends one entry. The write(2) makes it survive a crash of this process at once;
@@ -143,6 +165,7 @@ impl OpenJournal {
             self.broken = true;
             return Err(e);
         }
+        self.written += bytes.len() as u64;
         self.unsynced = true;
         if self.last_sync.elapsed() >= sync_interval {
             self.sync()?;

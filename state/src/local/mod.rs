@@ -39,6 +39,9 @@ struct Inner {
     /// Digest of the snapshot this backend last read or wrote (`Some(None)`: it saw none), for
     /// the compare-and-swap of `write`; `None` until the first read or write.
     seen: Option<Option<String>>,
+    /// Length of the journal file when this backend last read, wrote or appended (0: none),
+    /// so a write from a view that missed another process's appends is refused too.
+    seen_journal: u64,
 }
 
 impl LocalBackend {
@@ -168,6 +171,12 @@ impl LocalBackend {
                     message: format!("the file's content is not the one read at serial {}", doc.serial.saturating_sub(1)),
                 });
             }
+            if self.journal_len()? != inner.seen_journal {
+                return Err(StateError::Conflict {
+                    location: self.journal_path().display().to_string(),
+                    message: "another run appended changes to the journal since this one read the state".into(),
+                });
+            }
         }
         let bytes = doc.to_bytes();
         let journal_path = self.journal_path();
@@ -195,10 +204,21 @@ impl LocalBackend {
         }
         fsio::atomic_write(&self.path, &bytes).map_err(|e| self.write_error(&e, &self.path))?;
         inner.seen = Some(Some(fsio::digest(&bytes)));
+        inner.seen_journal = 0;
         if journal_bytes.is_some() && !base_equal {
             self.remove_journal()?;
         }
         Ok(())
+    }
+
+    /// The journal file's length, 0 when there is none.
+    fn journal_len(&self) -> Result<u64, StateError> {
+        let path = self.journal_path();
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(self.read_error(&e, &path)),
+        }
     }
 
     fn remove_journal(&self) -> Result<(), StateError> {
@@ -222,12 +242,20 @@ impl StateBackend for LocalBackend {
 
     fn read(&self) -> Result<Option<StateDoc>, StateError> {
         let Some(bytes) = self.read_snapshot()? else {
-            self.inner().seen = Some(None);
+            let len = self.journal_len()?;
+            let mut inner = self.inner();
+            inner.seen = Some(None);
+            inner.seen_journal = len;
             return Ok(None);
         };
-        self.inner().seen = Some(Some(fsio::digest(&bytes)));
         let mut doc = self.parse_snapshot(&bytes)?;
-        if let Some(journal) = self.read_journal()? {
+        let journal = self.read_journal()?;
+        {
+            let mut inner = self.inner();
+            inner.seen = Some(Some(fsio::digest(&bytes)));
+            inner.seen_journal = journal.as_ref().map_or(0, |j| j.len() as u64);
+        }
+        if let Some(journal) = journal {
             journal::replay(&mut doc, &fsio::digest(&bytes), &journal, &self.journal_path())?;
         }
         Ok(Some(doc))
@@ -245,15 +273,34 @@ impl StateBackend for LocalBackend {
             // The open journal produces `doc` as long as the caller keeps the contract (`doc`
             // is the previous document plus `entry`) and the serial and lineage stay.
             if !j.broken && j.header.serial == Some(doc.serial) && j.header.lineage == doc.lineage {
-                return j.append(entry, self.sync_interval).map_err(|e| self.write_error(&e, &journal_path));
+                if !j.still_ours(&journal_path).map_err(|e| self.read_error(&e, &journal_path))? {
+                    inner.journal = None;
+                    return Err(StateError::Conflict {
+                        location: journal_path.display().to_string(),
+                        message: "another run wrote the state or its journal since this one appended to it".into(),
+                    });
+                }
+                j.append(entry, self.sync_interval).map_err(|e| self.write_error(&e, &journal_path))?;
+                let written = j.written;
+                inner.seen_journal = written;
+                return Ok(());
             }
         }
         inner.journal = None;
         match self.journal_header(doc, entry)? {
             Some(header) => {
+                // Creating the journal replaces the one this backend saw: only if it is still
+                // that one (another run may have appended meanwhile).
+                if inner.seen.is_some() && self.journal_len()? != inner.seen_journal {
+                    return Err(StateError::Conflict {
+                        location: journal_path.display().to_string(),
+                        message: "another run appended changes to the journal since this one read the state".into(),
+                    });
+                }
                 let j = OpenJournal::create(&journal_path, header, entry)
                     .map_err(|e| self.write_error(&e, &journal_path))?;
                 fsio::sync_dir(&fsio::parent_dir(&journal_path)).map_err(|e| self.write_error(&e, &journal_path))?;
+                inner.seen_journal = j.written;
                 inner.journal = Some(j);
                 Ok(())
             }

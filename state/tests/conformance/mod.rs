@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use state::{lock_with_timeout, LockError, LockInfo, ResourceState, StateBackend, StateDoc, StateError};
+use state::{lock_with_timeout, JournalEntry, LockError, LockInfo, OutputState, ResourceState, StateBackend, StateDoc, StateError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,8 @@ pub fn suite(make: Make<'_>) {
     force_unlock_checks_the_id(make);
     lock_timeout_waits_then_gives_the_holder(make);
     a_stale_writer_is_refused(make);
+    appends_are_read_back_and_folded_by_write(make);
+    an_append_after_another_writers_change_is_refused(make);
     concurrent_read_modify_write_loses_nothing(make);
 }
 
@@ -150,6 +152,100 @@ pub fn a_stale_writer_is_refused(make: Make<'_>) {
     fresh.serial += 1;
     fresh.remove("written-by-b");
     a.write(&fresh).unwrap();
+}
+
+/// What `StateWriter` does: the serial bumped once, then one entry at a time through `append`,
+/// each read back by a fresh handle (another process) as soon as `append` returned; then a
+/// full write folds the journal in, and appending goes on from there.
+pub fn appends_are_read_back_and_folded_by_write(make: Make<'_>) {
+    let a = make();
+    let mut d = a.read().unwrap().expect("the suite starts from a written state");
+    d.serial += 1;
+    let mut entries: Vec<JournalEntry> = (0..4).map(|i| JournalEntry::Put(Box::new(resource(&format!("appended[{i}]"))))).collect();
+    entries.push(JournalEntry::Remove { address: "appended[1]".into() });
+    entries.push(JournalEntry::Outputs([("url".to_string(), OutputState { value: serde_json::json!("http://x"), sensitive: false })].into()));
+    let mut pending = resource("appended[0]");
+    pending.status = state::ResourceStatus::Pending;
+    entries.push(JournalEntry::Put(Box::new(pending)));
+    for (i, e) in entries.iter().enumerate() {
+        d.apply(e);
+        a.append(&d, e).unwrap();
+        assert_eq!(make().read().unwrap().unwrap(), d, "after append {i} returned, another handle reads the change");
+    }
+    assert_eq!(a.read().unwrap().unwrap(), d, "the appending handle reads it too");
+    // Appending goes on after that read, then a write folds everything in.
+    let e = JournalEntry::Put(Box::new(resource("after-read")));
+    d.apply(&e);
+    a.append(&d, &e).unwrap();
+    a.write(&d).unwrap();
+    let b = make();
+    assert_eq!(b.read().unwrap().unwrap().to_bytes(), d.to_bytes(), "write folds the journal in");
+    // The next run: a new serial, appends on top of the folded state, then its final write.
+    let mut next = b.read().unwrap().unwrap();
+    next.serial += 1;
+    for i in 0..3 {
+        let e = JournalEntry::Put(Box::new(resource(&format!("next[{i}]"))));
+        next.apply(&e);
+        b.append(&next, &e).unwrap();
+    }
+    assert_eq!(make().read().unwrap().unwrap(), next);
+    b.write(&next).unwrap();
+    assert_eq!(make().read().unwrap().unwrap(), next);
+}
+
+/// Compare-and-swap holds for appends: once another writer changed the state (a full write, or
+/// appends of its own), an append from the older view is refused with `Conflict` and the other
+/// writer's changes survive; so is a full write from a view that missed another's appends.
+pub fn an_append_after_another_writers_change_is_refused(make: Make<'_>) {
+    let (a, b) = (make(), make());
+    let mut mine = a.read().unwrap().unwrap();
+    mine.serial += 1;
+    let e = JournalEntry::Put(Box::new(resource("a-first")));
+    mine.apply(&e);
+    a.append(&mine, &e).unwrap();
+    // B reads A's change and writes over it in full.
+    let mut theirs = b.read().unwrap().unwrap();
+    theirs.serial += 1;
+    theirs.put(resource("written-by-b"));
+    b.write(&theirs).unwrap();
+    let e = JournalEntry::Put(Box::new(resource("a-late")));
+    mine.apply(&e);
+    match a.append(&mine, &e) {
+        Err(StateError::Conflict { .. }) => {}
+        other => panic!("an append after another writer's write must be refused, got {other:?}"),
+    }
+    let now = make().read().unwrap().unwrap();
+    assert_eq!(now, theirs, "B's write survives and A's late change is not in it");
+
+    // C and D both read; C appends; D's append and D's write from the older view are refused.
+    let (c, d) = (make(), make());
+    let mut seen_by_c = c.read().unwrap().unwrap();
+    let seen_by_d = d.read().unwrap().unwrap();
+    seen_by_c.serial += 1;
+    for i in 0..2 {
+        let e = JournalEntry::Put(Box::new(resource(&format!("c[{i}]"))));
+        seen_by_c.apply(&e);
+        c.append(&seen_by_c, &e).unwrap();
+    }
+    let mut late = seen_by_d.clone();
+    late.serial += 1;
+    let e = JournalEntry::Put(Box::new(resource("d-late")));
+    late.apply(&e);
+    match d.append(&late, &e) {
+        Err(StateError::Conflict { .. }) => {}
+        other => panic!("an append from a view older than another's appends must be refused, got {other:?}"),
+    }
+    match d.write(&late) {
+        Err(StateError::Conflict { .. }) => {}
+        other => panic!("a write from a view older than another's appends must be refused, got {other:?}"),
+    }
+    assert_eq!(make().read().unwrap().unwrap(), seen_by_c, "C's appends survive");
+    // D's writes refused, C goes on appending.
+    let e = JournalEntry::Remove { address: "c[0]".into() };
+    seen_by_c.apply(&e);
+    c.append(&seen_by_c, &e).unwrap();
+    c.write(&seen_by_c).unwrap();
+    assert_eq!(make().read().unwrap().unwrap(), seen_by_c);
 }
 
 /// 20 writers at once, each: lock (waiting), read, add its resource, bump the serial, write,
