@@ -15,7 +15,8 @@ H=(-H "X-SLURM-USER-NAME: $SLURM_USER_NAME" -H "X-SLURM-USER-TOKEN: $SLURM_JWT")
 J=(-H 'Content-Type: application/json')
 W=/tmp/rosca-slurm-capture            # working directory of the captured jobs
 rm -rf "$W"; mkdir -p "$W"
-: > statuses.txt
+# keep only the lines of the captures recorded by hand (README.md says how), then add ours
+sed -i '/^v0.0.38-\(job-purged\|slurmctld-down-\)/!d' statuses.txt 2>/dev/null || : > statuses.txt
 
 log() { echo "[capture] $*" >&2; }
 scrub() { sed -e "s/$SLURM_JWT/<token>/g" "$1" > "$1.tmp" && mv "$1.tmp" "$1"; }
@@ -101,7 +102,7 @@ cap v0.0.38-job-bad-id.json "${H[@]}" "$U/job/notanumber"
 # auth: bad token, no headers, expired token (lifespan 2 s)
 cap v0.0.38-auth-bad-token.json -H "X-SLURM-USER-NAME: root" -H "X-SLURM-USER-TOKEN: not.a.token" "$U/ping"
 cap v0.0.38-auth-no-headers.json "$U/ping"
-short=$(scontrol token lifespan=2 username=root | sed -n 's/^SLURM_JWT=//p')
+short=$(env -u SLURM_JWT scontrol token lifespan=2 username=root | sed -n 's/^SLURM_JWT=//p')
 sleep 4
 cap v0.0.38-auth-expired-token.json -H "X-SLURM-USER-NAME: root" -H "X-SLURM-USER-TOKEN: $short" "$U/job/$ok"
 sed -i "s/$short/<token>/g" v0.0.38-auth-expired-token.json
