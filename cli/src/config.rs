@@ -132,6 +132,14 @@ pub struct ServerConfig {
     pub endpoints: std::collections::BTreeMap<String, String>,
 }
 
+/// The site kinds this build knows.
+const SITE_KINDS: &[&str] = &[
+    #[cfg(feature = "openstack")]
+    "openstack",
+    #[cfg(feature = "hpc")]
+    "slurm",
+];
+
 impl Config {
     /// A provider for every `[sites.NAME]`, named after its site, plus `openstack` (the
     /// `OS_CLOUD` cloud or the `OS_*` environment) unless a site has that name.
@@ -159,8 +167,28 @@ impl Config {
                     site.secret_file = site.secret_file.map(|p| self.resolve(&p));
                     out.push((name.clone(), std::sync::Arc::new(OpenStackProvider::new(name, site)?)));
                 }
-                other => return Err(format!("rosca.toml [sites.{name}]: unknown kind `{other}` (known: openstack)")),
+                #[cfg(feature = "hpc")]
+                "slurm" => {
+                    use providers::hpc::site::{SlurmSite, SECRET_KEYS};
+                    use serde::Deserialize;
+                    if let Some(k) = table.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
+                        return Err(format!(
+                            "rosca.toml [sites.{name}]: `{k}` is a secret and does not belong in rosca.toml; name the variable that holds it with token_env = \"VAR\" (or token_file = \"PATH\", token_command = \"CMD\")"
+                        ));
+                    }
+                    let mut site = SlurmSite::deserialize(toml::Value::Table(table)).map_err(|e| format!("rosca.toml [sites.{name}]: {}", e.message()))?;
+                    site.token_file = site.token_file.map(|p| self.resolve(&p));
+                    let p = site.provider(name, &|k| std::env::var(k).ok()).map_err(|e| format!("rosca.toml [sites.{name}]: {e}"))?;
+                    out.push((name.clone(), std::sync::Arc::new(p)));
+                }
+                other => return Err(format!("rosca.toml [sites.{name}]: unknown kind `{other}` (known: {})", SITE_KINDS.join(", "))),
             }
+        }
+        // Slurm's own environment makes a `slurm` site, as `OS_*` makes `openstack`.
+        #[cfg(feature = "hpc")]
+        if !self.sites.contains_key("slurm") && std::env::var_os("SLURMRESTD_URL").is_some() {
+            let p = providers::hpc::site::SlurmSite::default().provider("slurm", &|k| std::env::var(k).ok())?;
+            out.push(("slurm".to_string(), std::sync::Arc::new(p)));
         }
         #[cfg(feature = "openstack")]
         if !self.sites.contains_key("openstack") {
@@ -168,6 +196,27 @@ impl Config {
             out.push(("openstack".to_string(), std::sync::Arc::new(p)));
         }
         Ok(out)
+    }
+
+    /// Node type → provider: `[providers.types]`, plus each job type of Rosca's library mapped
+    /// to the first site that runs it (by site name) unless `[providers.types]` maps it. With no
+    /// such site, a BatchJob goes to `slurm`, so a template with jobs and no Slurm fails to plan
+    /// with "no provider named `slurm`" instead of running nowhere.
+    pub fn type_mappings(&self, sites: &[(String, std::sync::Arc<dyn providers::Provider>)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self.providers.types.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        #[cfg(feature = "hpc")]
+        {
+            let ty = providers::hpc::BATCH_JOB;
+            if !self.providers.types.contains_key(ty) {
+                let mut named: Vec<&(String, std::sync::Arc<dyn providers::Provider>)> = sites.iter().collect();
+                named.sort_by(|a, b| a.0.cmp(&b.0));
+                let site = named.iter().find(|(_, p)| p.schema().resources.iter().any(|r| r.node_type == ty)).map(|(n, _)| n.clone());
+                out.push((ty.to_string(), site.unwrap_or_else(|| "slurm".to_string())));
+            }
+        }
+        #[cfg(not(feature = "hpc"))]
+        let _ = sites;
+        out
     }
 
     /// `path` when given (must exist), else `./rosca.toml` when present, else defaults.

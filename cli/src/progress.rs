@@ -48,8 +48,9 @@ impl Observer for Progress {
     fn event(&self, event: Event) {
         match event {
             Event::Started { address, phase } => self.line(format!("{address}: {}...", phase.verb().0)),
-            Event::Still { address, phase, elapsed } => {
-                self.line(format!("{address}: Still {}... [{} elapsed]", phase.verb().0.to_lowercase(), secs(elapsed)))
+            Event::Still { address, phase, elapsed, detail } => {
+                let detail = detail.map(|d| format!(" {d}")).unwrap_or_default();
+                self.line(format!("{address}: Still {}... [{} elapsed]{detail}", phase.verb().0.to_lowercase(), secs(elapsed)))
             }
             Event::Done { address, phase, elapsed, id } => {
                 if let Some(b) = &self.bar {

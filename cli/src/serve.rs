@@ -51,15 +51,16 @@ pub fn run(args: ServeArgs, config: Config) -> Result<ExitCode, String> {
         offline: config.tosca.offline,
         cache_dir: config.tosca.cache_dir.clone(),
     };
+    let sites = config.sites()?;
     let settings = EngineSettings {
         templates,
         data_dir,
         lease,
         workers: args.workers.or(sc.workers).unwrap_or(4),
         parallelism: config.apply.parallelism.unwrap_or(10),
-        provider_types: config.providers.types.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        provider_types: config.type_mappings(&sites),
         default_provider: config.providers.default.clone().unwrap_or_else(|| "local".into()),
-        sites: config.sites()?,
+        sites,
         operation_timeout: config.apply.timeout.as_deref().map(state::parse_duration).transpose().map_err(|e| format!("rosca.toml [apply] timeout: {e}"))?.unwrap_or(Duration::from_secs(600)),
         grace: Duration::from_secs(30),
     };

@@ -89,14 +89,17 @@ impl Workspace {
     pub fn registry(&self) -> Result<Registry, String> {
         let mut r = Registry::new(self.config.providers.default.clone().unwrap_or_else(|| "local".into()));
         r.add("local", Arc::new(providers::local::LocalProvider::with_workdir(&self.workdir)) as Arc<dyn Provider>);
-        for (name, site) in self.config.sites()? {
-            r.add(name, site);
+        let sites = self.config.sites()?;
+        for (name, site) in &sites {
+            r.add(name.clone(), site.clone());
         }
         for (ty, p) in &self.config.providers.types {
             if r.get(p).is_none() {
                 return Err(format!("rosca.toml [providers.types]: `{ty}` maps to provider `{p}`, which is not available (available: {})", r.names().collect::<Vec<_>>().join(", ")));
             }
-            r.map_type(ty.clone(), p.clone());
+        }
+        for (ty, p) in self.config.type_mappings(&sites) {
+            r.map_type(ty, p);
         }
         Ok(r)
     }

@@ -6,7 +6,7 @@
 use crate::expr::{self, AttrSource, Lookup};
 use crate::plan::{Action, Plan, ResourceChange};
 use crate::registry::Registry;
-use providers::{ApplyRequest, HostRef, Provider, ProviderError, Realized, RelationshipSpec, Resolver};
+use providers::{ApplyRequest, HostRef, Provider, ProviderError, Realized, RelationshipSpec, Resolver, StatusLine};
 use serde_json::{Map, Value};
 use state::{OutputState, PendingOp, ResourceState, ResourceStatus, StateDoc, StateWriter, TemplateRef};
 use std::collections::{BTreeMap, HashMap};
@@ -47,7 +47,8 @@ impl Phase {
 #[derive(Clone, Debug)]
 pub enum Event {
     Started { address: String, phase: Phase },
-    Still { address: String, phase: Phase, elapsed: Duration },
+    /// `detail` is what the provider last said it is waiting for (`job 42 RUNNING`).
+    Still { address: String, phase: Phase, elapsed: Duration, detail: Option<String> },
     Done { address: String, phase: Phase, elapsed: Duration, id: Option<String> },
     Failed { address: String, phase: Phase, message: String },
     Skipped { address: String, phase: Phase, because: String },
@@ -340,9 +341,10 @@ impl Resolver for ApplyResolver {
 async fn run_step(ctx: &Ctx, provider: &dyn Provider, change: &ResourceChange, step: &Step) -> Result<(), String> {
     ctx.observer.event(Event::Started { address: step.address.clone(), phase: step.phase });
     let started = Instant::now();
+    let status = StatusLine::default();
     let work = async {
         match step.phase {
-            Phase::Create | Phase::Update => create_or_update(ctx, provider, change, step).await,
+            Phase::Create | Phase::Update => create_or_update(ctx, provider, change, step, &status).await,
             Phase::Delete => delete(ctx, provider, change, step).await,
         }
     };
@@ -351,7 +353,7 @@ async fn run_step(ctx: &Ctx, provider: &dyn Provider, change: &ResourceChange, s
     let result = loop {
         tokio::select! {
             r = &mut work => break r,
-            _ = tick.tick() => ctx.observer.event(Event::Still { address: step.address.clone(), phase: step.phase, elapsed: started.elapsed() }),
+            _ = tick.tick() => ctx.observer.event(Event::Still { address: step.address.clone(), phase: step.phase, elapsed: started.elapsed(), detail: status.get() }),
         }
     };
     if let Ok(id) = &result {
@@ -368,7 +370,7 @@ fn now() -> String {
     crate::time::now()
 }
 
-async fn create_or_update(ctx: &Ctx, provider: &dyn Provider, change: &ResourceChange, step: &Step) -> Result<Option<String>, String> {
+async fn create_or_update(ctx: &Ctx, provider: &dyn Provider, change: &ResourceChange, step: &Step, status: &StatusLine) -> Result<Option<String>, String> {
     let Some(desired) = &change.desired else {
         return Err("the plan has no desired configuration for this instance (a corrupt plan file?)".into());
     };
@@ -412,6 +414,7 @@ async fn create_or_update(ctx: &Ctx, provider: &dyn Provider, change: &ResourceC
         workdir: ctx.workdir.clone(),
         timeout: ctx.timeout,
         resolver: Arc::new(ApplyResolver { writer: ctx.writer.clone(), address: change.address.clone() }),
+        status: status.clone(),
     };
     if change.action == Action::CreateThenDelete {
         if let Some(old) = &prior {

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tosca::topology::{Interface, Node, Topology};
 
+/// Artifacts whose file content goes into the config (see `build`).
+const CONTENT_ARTIFACTS: &[&str] = &["user_data", "job_script"];
+
 pub struct Instance {
     pub node: String,
     pub index: Option<u32>,
@@ -160,12 +163,19 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
             if !placement.is_empty() {
                 config.insert("placement".into(), Value::Object(placement));
             }
-            // A `user_data` artifact (cloud-init and the like) is configuration of the machine:
-            // its content is part of the config, so a change to the file is a planned change.
-            if node.artifacts.contains_key("user_data") {
-                let path = resolve_script(node, "user_data", base_dir).map_err(|m| err(format!("artifact user_data: {m}")))?;
-                let text = std::fs::read_to_string(&path).map_err(|e| err(format!("artifact user_data: cannot read {}: {e}", path.display())))?;
-                config.insert("artifacts".into(), serde_json::json!({ "user_data": text }));
+            // Artifacts whose content is configuration (a machine's cloud-init `user_data`, a batch
+            // job's `job_script`): the content is part of the config, so a change to the file is a
+            // planned change.
+            let mut contents = Map::new();
+            for name in CONTENT_ARTIFACTS {
+                if node.artifacts.contains_key(*name) {
+                    let path = resolve_script(node, name, base_dir).map_err(|m| err(format!("artifact {name}: {m}")))?;
+                    let text = std::fs::read_to_string(&path).map_err(|e| err(format!("artifact {name}: cannot read {}: {e}", path.display())))?;
+                    contents.insert(name.to_string(), Value::String(text));
+                }
+            }
+            if !contents.is_empty() {
+                config.insert("artifacts".into(), Value::Object(contents));
             }
             let config = Value::Object(config);
             // Attributes read by expressions are dependencies too (like Terraform references).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -137,6 +137,25 @@ pub struct ApplyRequest {
     /// Default timeout of one operation.
     pub timeout: Duration,
     pub resolver: Arc<dyn Resolver>,
+    /// Where a long-running step says what it is waiting for (`job 42 PENDING (Resources)`),
+    /// shown beside the applier's "Still creating..." lines.
+    pub status: StatusLine,
+}
+
+/// The latest word from a step in progress. Cheap to clone; every clone shares one line.
+#[derive(Clone, Debug, Default)]
+pub struct StatusLine(Arc<Mutex<Option<String>>>);
+
+impl StatusLine {
+    pub fn set(&self, text: impl Into<String>) {
+        if let Ok(mut line) = self.0.lock() {
+            *line = Some(text.into());
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|line| line.clone())
+    }
 }
 
 /// Evaluates the `{"$expr": ...}` calls left in operation inputs, against the instance's own

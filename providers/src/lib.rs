@@ -10,9 +10,10 @@ pub mod local;
 #[cfg(feature = "openstack")]
 pub mod openstack;
 pub mod retry;
+pub mod units;
 
 pub use api::{
     ApplyRequest, BoxFuture, HostRef, OperationSpec, Provider, ProviderError, ProviderSchema,
-    Realized, RelationshipSpec, Resolver, ResourceSchema,
+    Realized, RelationshipSpec, Resolver, ResourceSchema, StatusLine,
 };
 pub use local::LocalProvider;

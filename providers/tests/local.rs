@@ -48,6 +48,7 @@ fn req(workdir: &Path, address: &str, types: &[&str]) -> ApplyRequest {
         workdir: workdir.to_path_buf(),
         timeout: Duration::from_secs(30),
         resolver: Arc::new(TestResolver),
+        status: Default::default(),
     }
 }
 

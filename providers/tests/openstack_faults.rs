@@ -126,6 +126,7 @@ fn request(config: Value) -> ApplyRequest {
         workdir: std::env::temp_dir(),
         timeout: Duration::from_secs(5),
         resolver: Arc::new(NoResolve),
+        status: Default::default(),
     }
 }
 

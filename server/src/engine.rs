@@ -589,7 +589,9 @@ impl Observer for LogObserver {
     fn event(&self, event: Event) {
         let line = match &event {
             Event::Started { address, phase } => format!("{address}: {}...", phase.verb().0),
-            Event::Still { address, phase, elapsed } => format!("{address}: Still {}... [{}s elapsed]", phase.verb().0.to_lowercase(), elapsed.as_secs()),
+            Event::Still { address, phase, elapsed, detail } => {
+                format!("{address}: Still {}... [{}s elapsed]{}", phase.verb().0.to_lowercase(), elapsed.as_secs(), detail.as_ref().map(|d| format!(" {d}")).unwrap_or_default())
+            }
             Event::Done { address, phase, elapsed, id } => format!("{address}: {} complete after {}s{}", phase.verb().1, elapsed.as_secs(), id.as_ref().map(|i| format!(" [id={i}]")).unwrap_or_default()),
             Event::Failed { address, phase, message } => format!("{address}: {} failed: {message}", phase.verb().1),
             Event::Skipped { address, because, .. } => format!("{address}: skipped because {because} failed"),

@@ -24,6 +24,15 @@ impl Exchange {
     }
 }
 
+/// Whether an answer (never a 2xx) is worth retrying; `idempotent` says whether the call may be
+/// repeated after an unknown outcome.
+pub type Transient = fn(&Exchange, bool) -> bool;
+
+/// 429 and 503 mean "not processed"; 500, 502 and 504 may come after the work was done.
+pub fn transient_status(x: &Exchange, idempotent: bool) -> bool {
+    matches!(x.status, 429 | 503) || (idempotent && matches!(x.status, 500 | 502 | 504))
+}
+
 /// A base URL and a client. Cheap to clone.
 #[derive(Clone)]
 pub struct HttpJson {
@@ -32,6 +41,7 @@ pub struct HttpJson {
     retry: RetryPolicy,
     /// `slurmrestd`, `QCG-Computing`: who answered, for messages.
     label: &'static str,
+    transient: Transient,
 }
 
 impl HttpJson {
@@ -47,7 +57,14 @@ impl HttpJson {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| SchedulerError::new(SchedulerErrorKind::Setup, format!("cannot make an HTTP client: {e}")))?;
-        Ok(HttpJson { client, base: base.trim_end_matches('/').to_string(), retry, label })
+        Ok(HttpJson { client, base: base.trim_end_matches('/').to_string(), retry, label, transient: transient_status })
+    }
+
+    /// Replaces the rule for retrying answers, for services whose 500s are often final (Slurm
+    /// answers "invalid job id" with a 500).
+    pub fn with_transient(mut self, transient: Transient) -> HttpJson {
+        self.transient = transient;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -82,7 +99,7 @@ impl HttpJson {
                     let text = resp.text().await.unwrap_or_default();
                     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
                     let exchange = Exchange { status, body };
-                    let retryable = matches!(status, 429 | 503) || (idempotent && matches!(status, 500 | 502 | 504));
+                    let retryable = !exchange.ok() && (self.transient)(&exchange, idempotent);
                     if !retryable {
                         return Ok(exchange);
                     }

@@ -4,16 +4,7 @@
 
 use serde_json::Value;
 
-/// A scalar-unit size in bytes: the planner's `{"normalized": ..}` form, a plain number of
-/// bytes, or text such as `2 GB`.
-pub fn size_bytes(v: &Value) -> Option<f64> {
-    match v {
-        Value::Object(m) => m.get("normalized").and_then(Value::as_f64),
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => tosca::value::scalar::parse(s, tosca::value::ScalarKind::Size).ok().map(|s| s.normalized),
-        _ => None,
-    }
-}
+pub use crate::units::size_bytes;
 
 /// A version as written (`22.04`), from the planner's `{"version": ..}` form or text/number.
 pub fn version_text(v: &Value) -> Option<String> {

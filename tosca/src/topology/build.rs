@@ -5,7 +5,7 @@ use super::values::PV;
 use crate::diag::{codes, did_you_mean, Diagnostic, Diagnostics};
 use crate::source::{Sources, Span};
 use crate::syntax::{self, parse::parse_file, PropertyDef, ServiceTemplate, Sp, ToscaVersion, TypeKind};
-use crate::types::{non_normative_source, normative_source, Origin, Registry, TypeId};
+use crate::types::{non_normative_source, normative_source, rosca_source, Origin, Registry, TypeId};
 use crate::value::{self, DataTypeInfo, DataTypes, TypeSpec};
 use crate::yaml::Yaml;
 use indexmap::IndexMap;
@@ -118,7 +118,7 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     }
 
     let mut reg = Registry::new();
-    for ((norm_name, norm_text), replaceable) in [(normative_source(version), false), (non_normative_source(), true)] {
+    for ((norm_name, norm_text), replaceable) in [(normative_source(version), false), (non_normative_source(), true), (rosca_source(), true)] {
         let norm_file = sources.add(norm_name, norm_text);
         match crate::yaml::parse(norm_file, norm_text, &Default::default()) {
             Ok(y) => {

@@ -18,3 +18,9 @@ pub fn normative_source(version: ToscaVersion) -> (&'static str, &'static str) {
 pub fn non_normative_source() -> (&'static str, &'static str) {
     ("<builtin>/non_normative.yaml", include_str!("../../types/non_normative.yaml"))
 }
+
+/// Rosca's own types (`rosca.nodes.hpc.BatchJob`, ...), loaded after the non-normative ones for
+/// every version.
+pub fn rosca_source() -> (&'static str, &'static str) {
+    ("<builtin>/rosca.yaml", include_str!("../../types/rosca.yaml"))
+}
