@@ -147,7 +147,7 @@ impl QcgScheduler {
 
     /// One request with the bearer token; on 401 the token is fetched again and the request
     /// repeated once (401 means QCG did not process it, so this holds for a POST too).
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Exchange, SchedulerError> {
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(Exchange, Token), SchedulerError> {
         let mut guard = self.token.lock().await;
         let token = match guard.as_ref() {
             Some(t) => t.clone(),
@@ -160,7 +160,7 @@ impl QcgScheduler {
         drop(guard);
         let first = self.send(method.clone(), path, body, &token).await?;
         if first.status != 401 {
-            return Ok(first);
+            return Ok((first, token));
         }
         let renewed = {
             let mut guard = self.token.lock().await;
@@ -180,7 +180,7 @@ impl QcgScheduler {
         if second.status == 401 {
             return Err(self.refused(&method, path, &second, &renewed, true));
         }
-        Ok(second)
+        Ok((second, renewed))
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<&Value>, token: &Token) -> Result<Exchange, SchedulerError> {
@@ -200,7 +200,7 @@ impl QcgScheduler {
     }
 
     /// An error for an answer that is not a success, in QCG's words.
-    fn failure(&self, method: &Method, path: &str, ex: &Exchange, what_to_do: &str) -> SchedulerError {
+    fn failure(&self, method: &Method, path: &str, (ex, token): &(Exchange, Token), what_to_do: &str) -> SchedulerError {
         let kind = match ex.status {
             401 | 403 => SchedulerErrorKind::Auth,
             400..=499 => SchedulerErrorKind::Rejected,
@@ -212,27 +212,18 @@ impl QcgScheduler {
             ex.status,
             qcg_message(&ex.body)
         );
-        SchedulerError::new(kind, self.scrubbed(msg))
-    }
-
-    fn scrubbed(&self, msg: String) -> String {
-        match self.token.try_lock() {
-            Ok(g) => match g.as_ref() {
-                Some(t) => scrub(&msg, t),
-                None => msg,
-            },
-            Err(_) => msg,
-        }
+        SchedulerError::new(kind, scrub(&msg, token))
     }
 
     async fn get_status(&self, id: &str) -> Result<Option<JobStatus>, SchedulerError> {
         let path = job_path(id)?;
-        let ex = self.call(Method::GET, &path, None).await?;
+        let answer = self.call(Method::GET, &path, None).await?;
+        let ex = &answer.0;
         if ex.status == 404 {
             return Ok(None);
         }
         if !ex.ok() {
-            return Err(self.failure(&Method::GET, &path, &ex, "check the job id and the site's URL"));
+            return Err(self.failure(&Method::GET, &path, &answer, "check the job id and the site's URL"));
         }
         job_status(id, &ex.body)
             .map(Some)
@@ -252,12 +243,12 @@ impl Scheduler for QcgScheduler {
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async move {
             let path = "/jobs?page=1&page_size=1";
-            let ex = self.call(Method::GET, path, None).await?;
-            if ex.ok() {
+            let answer = self.call(Method::GET, path, None).await?;
+            if answer.0.ok() {
                 return Ok(());
             }
-            let mut e = self.failure(&Method::GET, path, &ex, "check the site's url: it is the QCG-Computing API root, the one whose /jobs/ lists jobs");
-            if ex.status == 404 {
+            let mut e = self.failure(&Method::GET, path, &answer, "check the site's url: it is the QCG-Computing API root, the one whose /jobs/ lists jobs");
+            if answer.0.status == 404 {
                 e.kind = SchedulerErrorKind::Setup;
             }
             Err(e)
@@ -268,9 +259,10 @@ impl Scheduler for QcgScheduler {
         Box::pin(async move {
             let desc = description(job).map_err(|m| SchedulerError::new(SchedulerErrorKind::Rejected, format!("job {}: {m}", job.name)))?;
             let path = "/jobs/";
-            let ex = self.call(Method::POST, path, Some(&desc)).await?;
+            let answer = self.call(Method::POST, path, Some(&desc)).await?;
+            let ex = &answer.0;
             if !ex.ok() {
-                return Err(self.failure(&Method::POST, path, &ex, &format!("fix the properties of job {} it names", job.name)));
+                return Err(self.failure(&Method::POST, path, &answer, &format!("fix the properties of job {} it names", job.name)));
             }
             match ex.body.get("id") {
                 Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
@@ -295,7 +287,8 @@ impl Scheduler for QcgScheduler {
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async move {
             let path = job_path(id)?;
-            let ex = self.call(Method::DELETE, &path, None).await?;
+            let answer = self.call(Method::DELETE, &path, None).await?;
+            let ex = &answer.0;
             if ex.ok() || ex.status == 404 {
                 return Ok(());
             }
@@ -308,7 +301,7 @@ impl Scheduler for QcgScheduler {
                     Some(_) => {}
                 }
             }
-            Err(self.failure(&Method::DELETE, &path, &ex, "cancel the job on the site by hand if it is still queued or running"))
+            Err(self.failure(&Method::DELETE, &path, &answer, "cancel the job on the site by hand if it is still queued or running"))
         })
     }
 }
@@ -701,7 +694,7 @@ fn directory_policy(v: &Value) -> Result<Value, String> {
 pub fn phase_of(state: &str) -> Option<Phase> {
     Some(match state.to_ascii_uppercase().as_str() {
         "SUBMITTED" | "PENDING" | "FRESH" | "QUEUED" => Phase::Queued,
-        "EXECUTING" | "COMPLETING" | "RUNNING" => Phase::Running,
+        "EXECUTING" | "COMPLETING" => Phase::Running,
         "FINISHED" | "SUCCESS" => Phase::Succeeded,
         "FAILED" | "FAILURE" => Phase::Failed,
         "CANCELED" | "CANCELLED" => Phase::Cancelled,
