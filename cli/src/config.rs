@@ -138,6 +138,8 @@ const SITE_KINDS: &[&str] = &[
     "openstack",
     #[cfg(feature = "hpc")]
     "slurm",
+    #[cfg(feature = "hpc")]
+    "qcg",
 ];
 
 impl Config {
@@ -181,6 +183,20 @@ impl Config {
                     let p = site.provider(name, &|k| std::env::var(k).ok()).map_err(|e| format!("rosca.toml [sites.{name}]: {e}"))?;
                     out.push((name.clone(), std::sync::Arc::new(p)));
                 }
+                #[cfg(feature = "hpc")]
+                "qcg" => {
+                    use providers::hpc::site::{QcgSite, SECRET_KEYS};
+                    use serde::Deserialize;
+                    if let Some(k) = table.keys().find(|k| SECRET_KEYS.contains(&k.as_str())) {
+                        return Err(format!(
+                            "rosca.toml [sites.{name}]: `{k}` is a secret and does not belong in rosca.toml; name the variable that holds it with token_env = \"VAR\" (or token_file = \"PATH\", token_command = [\"CMD\", \"ARG\"])"
+                        ));
+                    }
+                    let mut site = QcgSite::deserialize(toml::Value::Table(table)).map_err(|e| format!("rosca.toml [sites.{name}]: {}", e.message()))?;
+                    site.token_file = site.token_file.map(|p| self.resolve(&p));
+                    let p = site.provider(name).map_err(|e| format!("rosca.toml [sites.{name}]: {e}"))?;
+                    out.push((name.clone(), std::sync::Arc::new(p)));
+                }
                 other => return Err(format!("rosca.toml [sites.{name}]: unknown kind `{other}` (known: {})", SITE_KINDS.join(", "))),
             }
         }
@@ -198,20 +214,27 @@ impl Config {
         Ok(out)
     }
 
-    /// Node type → provider: `[providers.types]`, plus each job type of Rosca's library mapped
-    /// to the first site that runs it (by site name) unless `[providers.types]` maps it. With no
-    /// such site, a BatchJob goes to `slurm`, so a template with jobs and no Slurm fails to plan
-    /// with "no provider named `slurm`" instead of running nowhere.
+    /// Node type → provider: `[providers.types]`, plus each job type not mapped there sent to
+    /// the first site (by name) of the kind made for it: a BatchJob to a `slurm` site (else a
+    /// `qcg` one), an INDIGO `Qcg.Job` to a `qcg` site (else a `slurm` one). With no such site a
+    /// job goes to a provider named `slurm` / `qcg`, so a template with jobs and no site fails
+    /// to plan with "no provider named ..." instead of running nowhere.
     pub fn type_mappings(&self, sites: &[(String, std::sync::Arc<dyn providers::Provider>)]) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self.providers.types.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         #[cfg(feature = "hpc")]
         {
-            let ty = providers::hpc::BATCH_JOB;
-            if !self.providers.types.contains_key(ty) {
-                let mut named: Vec<&(String, std::sync::Arc<dyn providers::Provider>)> = sites.iter().collect();
-                named.sort_by(|a, b| a.0.cmp(&b.0));
-                let site = named.iter().find(|(_, p)| p.schema().resources.iter().any(|r| r.node_type == ty)).map(|(n, _)| n.clone());
-                out.push((ty.to_string(), site.unwrap_or_else(|| "slurm".to_string())));
+            let kind_of = |name: &str| match self.sites.get(name).and_then(|t| t.get("kind")).and_then(toml::Value::as_str) {
+                Some(k) => k.to_string(),
+                // The site made from Slurm's environment.
+                None => "slurm".to_string(),
+            };
+            let mut names: Vec<&str> = sites.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort();
+            let first = |kinds: &[&str]| kinds.iter().find_map(|k| names.iter().find(|n| kind_of(n) == *k).map(|n| n.to_string()));
+            for (ty, kinds) in [(providers::hpc::BATCH_JOB, ["slurm", "qcg"]), (providers::hpc::QCG_JOB, ["qcg", "slurm"])] {
+                if !self.providers.types.contains_key(ty) {
+                    out.push((ty.to_string(), first(&kinds).unwrap_or_else(|| kinds[0].to_string())));
+                }
             }
         }
         #[cfg(not(feature = "hpc"))]

@@ -26,6 +26,13 @@ use std::time::{Duration, Instant};
 /// Rosca's batch job type (tosca/types/rosca.yaml).
 pub const BATCH_JOB: &str = "rosca.nodes.hpc.BatchJob";
 
+/// The INDIGO-DataCloud job type (indigo-dc/tosca-types `custom_types.yaml`), mapped to a job
+/// as the INDIGO orchestrator's QCG provider does ([`qcg::indigo_job`]).
+pub const QCG_JOB: &str = "tosca.nodes.indigo.Qcg.Job";
+
+/// Every job type, most specific first.
+pub const JOB_TYPES: &[&str] = &[QCG_JOB, BATCH_JOB];
+
 /// How often a running job is looked at: from `first`, growing by half each time up to `max`.
 #[derive(Clone, Copy, Debug)]
 pub struct PollPolicy {
@@ -54,15 +61,21 @@ impl HpcProvider {
     /// The job of this request: its spec from the node's config, plus the scheduler-side
     /// dependencies on jobs it requires that were left running (`wait: false`).
     fn job(&self, req: &ApplyRequest) -> Result<JobSpec, ProviderError> {
-        if !req.types.iter().any(|t| t == BATCH_JOB) {
+        let mut job = if req.types.iter().any(|t| t == QCG_JOB) {
+            let empty = Map::new();
+            let props = req.config.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+            qcg::indigo_job(props, &req.address).map_err(ProviderError::new)?
+        } else if req.types.iter().any(|t| t == BATCH_JOB) {
+            spec::batch_job(&req.config, &req.address).map_err(|m| ProviderError::new(format!("{}: {m}", req.address)))?
+        } else {
             return Err(ProviderError::new(format!(
-                "the {} site {} runs {BATCH_JOB} nodes only, not {}; map this node type to another provider in [providers] of rosca.toml",
+                "the {} site {} runs {} nodes only, not {}; map this node type to another provider in [providers] of rosca.toml",
                 self.scheduler.kind(),
                 self.site,
+                JOB_TYPES.join(" and "),
                 req.types.first().map(String::as_str).unwrap_or("this node")
             )));
-        }
-        let mut job = spec::batch_job(&req.config, &req.address).map_err(|m| ProviderError::new(format!("{}: {m}", req.address)))?;
+        };
         for rel in &req.relationships {
             let attrs = &rel.target_attributes;
             let id = attrs.get("job_id").and_then(Value::as_str);
@@ -171,15 +184,18 @@ fn schema(site: &str) -> ProviderSchema {
     let attrs = ["tosca_id", "tosca_name", "state", "job_id", "job_state", "exit_code", "start_time", "end_time", "stdout", "stderr"];
     ProviderSchema {
         name: site.to_string(),
-        resources: vec![ResourceSchema {
-            node_type: BATCH_JOB.to_string(),
-            // A job runs once: any change means running it again.
-            force_replace: vec!["properties".into(), "artifacts".into()],
-            update_all: false,
-            update_in_place: Vec::new(),
-            attributes: attrs.iter().map(|s| s.to_string()).collect(),
-            update_notes: Vec::new(),
-        }],
+        resources: JOB_TYPES
+            .iter()
+            .map(|ty| ResourceSchema {
+                node_type: ty.to_string(),
+                // A job runs once: any change means running it again.
+                force_replace: vec!["properties".into(), "artifacts".into()],
+                update_all: false,
+                update_in_place: Vec::new(),
+                attributes: attrs.iter().map(|s| s.to_string()).collect(),
+                update_notes: Vec::new(),
+            })
+            .collect(),
     }
 }
 

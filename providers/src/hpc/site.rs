@@ -1,8 +1,9 @@
-//! An HPC site of `rosca.toml` (`[sites.NAME]` with `kind = "slurm"`), or Slurm's own
-//! environment when no table says otherwise. Secrets are never in `rosca.toml`: the site names
+//! An HPC site of `rosca.toml`: `[sites.NAME]` with `kind = "slurm"` (or Slurm's own
+//! environment when no table says otherwise), or `kind = "qcg"`. Secrets are never in `rosca.toml`: the site names
 //! the variable, file or command that gives the token.
 
 use super::slurm::token::TokenSource;
+use super::qcg::{QcgAuth, QcgScheduler};
 use super::slurm::{SlurmConfig, SlurmScheduler};
 use super::{HpcProvider, PollPolicy};
 use crate::retry::RetryPolicy;
@@ -56,15 +57,9 @@ impl SlurmSite {
                 None => return Err(at(format!("no Slurm token: set {var} (`scontrol token` prints one), or token_file / token_command in [sites.NAME]"))),
             }
         };
-        let duration = |v: &Option<String>, key: &str, default: Duration| -> Result<Duration, String> {
-            match v {
-                None => Ok(default),
-                Some(s) => humantime::parse_duration(s).map_err(|e| at(format!("{key} = {s:?} is not a duration such as \"30s\" ({e})"))),
-            }
-        };
         let poll = PollPolicy {
-            first: duration(&self.poll_interval, "poll_interval", PollPolicy::default().first)?,
-            max: duration(&self.poll_max, "poll_max", PollPolicy::default().max)?,
+            first: duration(site, &self.poll_interval, "poll_interval", PollPolicy::default().first)?,
+            max: duration(site, &self.poll_max, "poll_max", PollPolicy::default().max)?,
         };
         let config = SlurmConfig {
             url,
@@ -72,10 +67,54 @@ impl SlurmSite {
             token,
             api_version: self.api_version.clone(),
             retry: RetryPolicy::default(),
-            request_timeout: duration(&self.request_timeout, "request_timeout", Duration::from_secs(30))?,
+            request_timeout: duration(site, &self.request_timeout, "request_timeout", Duration::from_secs(30))?,
         };
         let scheduler = SlurmScheduler::new(config).map_err(|e| at(e.message))?;
         Ok(HpcProvider::new(site, Arc::new(scheduler), poll))
+    }
+}
+
+/// `[sites.NAME]` with `kind = "qcg"`: a QCG-Computing service with OIDC bearer auth.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QcgSite {
+    /// `https://qcg.example.org:8443`.
+    pub url: Option<String>,
+    /// Environment variable holding the OIDC access token (default `ACCESS_TOKEN`).
+    pub token_env: Option<String>,
+    /// File holding the token, read again when QCG refuses it.
+    pub token_file: Option<PathBuf>,
+    /// Program and arguments printing a token (`["oidc-token", "egi"]`), run again when QCG
+    /// refuses it.
+    pub token_command: Option<Vec<String>>,
+    pub poll_interval: Option<String>,
+    pub poll_max: Option<String>,
+    pub request_timeout: Option<String>,
+}
+
+impl QcgSite {
+    pub fn provider(&self, site: &str) -> Result<HpcProvider, String> {
+        let at = |m: String| format!("site {site}: {m}");
+        let url = self.url.clone().ok_or_else(|| at("no QCG-Computing URL: set url in [sites.NAME]".into()))?;
+        let auth = match (&self.token_command, &self.token_file) {
+            (Some(argv), _) => QcgAuth::from_command(argv.clone()).map_err(|e| at(e.message))?,
+            (None, Some(f)) => QcgAuth::from_file(f.clone()),
+            (None, None) => QcgAuth::from_env(self.token_env.clone().unwrap_or_else(|| "ACCESS_TOKEN".into())),
+        };
+        let poll = PollPolicy {
+            first: duration(site, &self.poll_interval, "poll_interval", PollPolicy::default().first)?,
+            max: duration(site, &self.poll_max, "poll_max", PollPolicy::default().max)?,
+        };
+        let timeout = duration(site, &self.request_timeout, "request_timeout", Duration::from_secs(30))?;
+        let scheduler = QcgScheduler::new(&url, auth, RetryPolicy::default(), timeout).map_err(|e| at(e.message))?;
+        Ok(HpcProvider::new(site, Arc::new(scheduler), poll))
+    }
+}
+
+fn duration(site: &str, v: &Option<String>, key: &str, default: Duration) -> Result<Duration, String> {
+    match v {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s).map_err(|e| format!("site {site}: {key} = {s:?} is not a duration such as \"30s\" ({e})")),
     }
 }
 
