@@ -452,6 +452,11 @@ pub fn description(job: &JobSpec) -> Result<Value, String> {
     }
     for (field, value) in [("stdout", job.stdout.clone()), ("stderr", job.stderr.clone()), ("stdin", ext_string(ext, "stdin")?), ("std_outerr", ext_string(ext, "std_outerr")?)] {
         if let Some(v) = value {
+            if has_slurm_pattern(&v) {
+                return Err(format!(
+                    "`{field}` is {v:?}: QCG-Computing does not expand Slurm's %-patterns (%j, %x, ...), the file would be named literally; write a plain file name (relative names are in the job's working directory)"
+                ));
+            }
             execution.insert(field.into(), Value::String(v));
         }
     }
@@ -532,6 +537,18 @@ pub fn description(job: &JobSpec) -> Result<Value, String> {
     desc.insert("execution".into(), Value::Object(execution));
     desc.insert("resources".into(), Value::Object(resources));
     Ok(Value::Object(desc))
+}
+
+/// `%j`, `%x`, `%%`... as in Slurm's `--output`: letters after `%`, optionally with a width.
+fn has_slurm_pattern(path: &str) -> bool {
+    let b = path.as_bytes();
+    b.iter().enumerate().any(|(i, c)| {
+        *c == b'%' && {
+            let rest = &b[i + 1..];
+            let digits = rest.iter().take_while(|d| d.is_ascii_digit()).count();
+            rest.get(digits).is_some_and(|n| n.is_ascii_alphabetic() || *n == b'%')
+        }
+    })
 }
 
 /// The shell that runs a batch script: QCG runs an executable, so a script becomes
@@ -993,6 +1010,8 @@ mod tests {
             (JobSpec { extensions: props(json!({"total_cores": 4})), tasks: Some(2), ..base.clone() }, "`total_cores` together with"),
             (JobSpec { extensions: props(json!({"directory_policy": {"remove": "SOMETIMES"}})), ..base.clone() }, "`directory_policy.remove` must be one of"),
             (JobSpec { memory_mib: Some(1 << 40), ..base.clone() }, "`memory` is"),
+            (JobSpec { stdout: Some("/tmp/%j.out".into()), ..base.clone() }, "`stdout` is \"/tmp/%j.out\": QCG-Computing does not expand"),
+            (JobSpec { stderr: Some("e-%4a.txt".into()), ..base.clone() }, "`stderr` is"),
         ];
         for (spec, want) in cases {
             let e = description(&spec).unwrap_err();
@@ -1066,6 +1085,12 @@ mod tests {
         assert_eq!(qcg_message(&json!({"execution": {"args": ["Expected a list of items."]}})), "execution.args: Expected a list of items.");
         assert_eq!(qcg_message(&json!("Bad Gateway\n")), "Bad Gateway");
         assert_eq!(qcg_message(&Value::Null), "no message");
+    }
+
+    #[test]
+    fn only_slurm_style_percent_patterns_are_refused() {
+        assert!(has_slurm_pattern("out-%j") && has_slurm_pattern("o-%%") && has_slurm_pattern("%10x"));
+        assert!(!has_slurm_pattern("50%.txt") && !has_slurm_pattern("out.txt") && !has_slurm_pattern("end%"));
     }
 
     #[test]
