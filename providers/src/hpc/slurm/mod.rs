@@ -22,6 +22,10 @@ use tokio::sync::OnceCell;
 /// (`/slurm/VERSION/job/submit`, `/job/ID`, `/ping`).
 pub trait Dialect: Send + Sync {
     fn version(&self) -> &'static str;
+    /// The ping path after `/slurm/VERSION/`, as the version's OpenAPI document keys it.
+    fn ping(&self) -> &'static str {
+        "ping"
+    }
     /// The body of `POST job/submit`, or what in `job` this version cannot express.
     fn submit_body(&self, job: &JobSpec) -> Result<Value, String>;
     /// The job id of a submit answer.
@@ -113,7 +117,7 @@ impl SlurmScheduler {
         }
         // No document (or one without these paths): ask each version directly.
         for d in &ours {
-            let x = self.call(Method::GET, &format!("/slurm/{}/ping", d.version()), None).await?;
+            let x = self.call(Method::GET, &self.path(d.as_ref(), d.ping()), None).await?;
             if x.ok() {
                 return Ok(d.clone());
             }
@@ -176,7 +180,7 @@ impl Scheduler for SlurmScheduler {
     fn check<'a>(&'a self) -> BoxFuture<'a, Result<(), SchedulerError>> {
         Box::pin(async move {
             let d = self.dialect().await?;
-            let x = self.call(Method::GET, &self.path(d.as_ref(), "ping"), None).await?;
+            let x = self.call(Method::GET, &self.path(d.as_ref(), d.ping()), None).await?;
             if x.ok() {
                 Ok(())
             } else if is_auth_failure(&x) {
@@ -310,7 +314,7 @@ fn rejected(x: &Exchange, what: &str) -> SchedulerError {
             ),
         );
     }
-    let kind = if x.status >= 500 || x.status == 429 { SchedulerErrorKind::Transient } else { SchedulerErrorKind::Rejected };
+    let kind = if transient(x, true) { SchedulerErrorKind::Transient } else { SchedulerErrorKind::Rejected };
     SchedulerError::new(kind, format!("slurmrestd refused {what} (HTTP {}): {detail}", x.status))
 }
 

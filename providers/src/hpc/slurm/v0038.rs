@@ -47,7 +47,8 @@ impl Dialect for V0038 {
         let reason = text("state_reason").filter(|r| r != "None");
         let phase = phase(&state, reason.as_deref());
         let (exit_code, signal) = match job.get("exit_code").and_then(Value::as_i64) {
-            Some(w) if phase.is_terminal() => wait_status(w),
+            // A job that never ran (its dependency failed) has no exit code.
+            Some(w) if phase.is_terminal() && state != "PENDING" => wait_status(w),
             _ => (None, None),
         };
         let reason = match (signal, reason) {

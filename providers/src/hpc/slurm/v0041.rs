@@ -38,6 +38,10 @@ impl Dialect for V0041 {
         "v0.0.41"
     }
 
+    fn ping(&self) -> &'static str {
+        "ping/"
+    }
+
     fn submit_body(&self, job: &JobSpec) -> Result<Value, String> {
         if !job.extensions.is_empty() {
             let keys: Vec<&String> = job.extensions.keys().collect();
@@ -93,7 +97,7 @@ impl Dialect for V0041 {
         let exit = job.get("exit_code");
         let signal = exit.and_then(|e| e.get("signal")).and_then(|s| read_number(s.get("id"))).filter(|n| *n > 0);
         let exit_code = match exit {
-            Some(e) if phase.is_terminal() && signal.is_none() => read_number(e.get("return_code")).or_else(|| read_number(Some(e))),
+            Some(e) if phase.is_terminal() && signal.is_none() && state != "PENDING" => read_number(e.get("return_code")).or_else(|| read_number(Some(e))),
             _ => None,
         };
         let reason = match (signal, reason) {
