@@ -269,7 +269,7 @@ impl Ctx<'_> {
         (v, !scratch.has_errors())
     }
 
-    pub fn pv_of(&mut self, v: &value::Value) -> PV {
+    pub fn pv_of(&mut self, v: value::Value) -> PV {
         let diags = &mut *self.diags;
         PV::from_value(v, &mut |y| crate::function::parse(y, diags))
     }
@@ -327,7 +327,7 @@ impl Ctx<'_> {
                         .help(format!("give it with -i {name}=VALUE or --inputs FILE, or add a default")),
                 );
             }
-            let pv = chosen.map(|v| self.pv_of(&v));
+            let pv = chosen.map(|v| self.pv_of(v));
             let sensitive = is_sensitive(&self.reg, def);
             topo.inputs.insert(
                 name.clone(),
@@ -381,11 +381,11 @@ impl Ctx<'_> {
                 }
                 self.check_fed_input(owner, name, y, def);
                 let v = self.spec_check(y, def);
-                out.insert(name.clone(), Rc::new(self.pv_of(&v)));
+                out.insert(name.clone(), Rc::new(self.pv_of(v)));
             } else if let Some(d) = &def.default {
                 // Defaults were checked (and reported) with their definition.
                 let v = self.quiet_check(d, def);
-                out.insert(name.clone(), Rc::new(self.pv_of(&v)));
+                out.insert(name.clone(), Rc::new(self.pv_of(v)));
             } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::new(&codes::MISSING_PROPERTY, span, format!("{owner}: required {what} `{name}` has no value"))

@@ -10,6 +10,7 @@ use crate::function::{Arg, Call, Expr, PathSeg};
 use crate::syntax::{self, Sp, TypeKind};
 use indexmap::IndexMap;
 use serde_json::Value as J;
+use std::rc::Rc;
 
 /// Where a call is evaluated: SELF, and SOURCE/TARGET inside a relationship.
 #[derive(Clone, Copy, Debug)]
@@ -418,6 +419,21 @@ impl Eval<'_, '_> {
         }
     }
 
+    /// [`Self::render`] of a value not needed afterwards: without calls, it is moved into the
+    /// output instead of copied.
+    fn render_owned(&mut self, pv: PV, site: Site) -> J {
+        if has_call(&pv) {
+            self.render(&pv, site)
+        } else {
+            pv.into_json()
+        }
+    }
+
+    /// [`Self::render_owned`] of values built for one use (relationship, group, policy properties).
+    fn render_values(&mut self, values: super::build::Values, site: Site) -> IndexMap<String, J> {
+        values.into_iter().map(|(k, v)| (k, self.render_owned(Rc::try_unwrap(v).unwrap_or_else(|rc| (*rc).clone()), site))).collect()
+    }
+
     fn render_call(&mut self, c: &Call, site: Site) -> J {
         match self.eval(&c.expr, site, 0, true) {
             Some(v) => v,
@@ -503,7 +519,9 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let site = Site { node: Some(i), source: None, target: None };
         let Some(tid) = ev.ctx.nodes[i].type_id else { continue };
         let props = ev.ctx.nodes[i].properties.clone();
-        let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+        // Values without calls stay null here and are moved in by `move_plain_properties`
+        // once no call can read them any more, instead of being copied.
+        let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), if has_call(v) { ev.render(v, site) } else { J::Null })).collect();
         let flat = ev.ctx.reg.flat_rc(tid);
         let mut capabilities = IndexMap::new();
         for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone().iter() {
@@ -530,7 +548,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
                 let defs = ev.ctx.reg.flat(rt).properties.clone();
                 let owner = format!("relationship of requirement `{}` of `{}`", r.name, ev.ctx.nodes[i].name);
                 let pv = ev.ctx.assign_values(&owner, r.span, &defs, &r.relationship_properties, "property", false);
-                props = pv.iter().map(|(k, v)| (k.clone(), ev.render(v, rel_site))).collect();
+                props = ev.render_values(pv, rel_site);
             }
             let mut interfaces = IndexMap::new();
             if let Some(rt) = &r.relationship_template {
@@ -598,7 +616,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let defs = gt.map(|t| ev.ctx.reg.flat(t).properties.clone()).unwrap_or_default();
         let pv = ev.ctx.assign_values(&format!("group `{name}`"), *span, &defs, &g.properties, "property", true);
         let site = Site { node: None, source: None, target: None };
-        let properties = pv.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+        let properties = ev.render_values(pv, site);
         topo.groups.insert(name.clone(), Group { type_name: gt.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| g.type_name.value.clone()), types: gt.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(), members: g.members.iter().map(|m| m.value.clone()).collect(), properties });
     }
     for (name, (span, p)) in &tt.policies {
@@ -629,7 +647,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let defs = pt.map(|t| ev.ctx.reg.flat(t).properties.clone()).unwrap_or_default();
         let pv = ev.ctx.assign_values(&format!("policy `{name}`"), *span, &defs, &p.properties, "property", true);
         let site = Site { node: None, source: None, target: None };
-        let properties = pv.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+        let properties = ev.render_values(pv, site);
         topo.policies.insert(name.clone(), Policy { type_name: pt.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| p.type_name.value.clone()), types: pt.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(), targets: p.targets.iter().map(|t| t.value.clone()).collect(), properties });
     }
     for (name, (span, o)) in &tt.outputs {
@@ -642,8 +660,8 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             Some(_) => ev.ctx.spec_check(y, o),
             None => untyped(y),
         };
-        let pv = ev.ctx.pv_of(&v);
-        let value = ev.render(&pv, site);
+        let pv = ev.ctx.pv_of(v);
+        let value = ev.render_owned(pv, site);
         topo.outputs.insert(name.clone(), Output { description: o.description.clone(), value });
     }
     if let Some(s) = &tt.substitution_mappings {
@@ -651,6 +669,24 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
     }
     for (name, (_, w)) in &tt.workflows {
         topo.workflows.insert(name.clone(), workflow(&mut ev, name, w, tt));
+    }
+    move_plain_properties(ev.ctx, topo);
+}
+
+/// The last step of [`finish`]: node property values without calls move from the builder into
+/// the output model (where they were left null), now that no call reads them.
+fn move_plain_properties(ctx: &mut Ctx<'_>, topo: &mut Topology) {
+    for node in &mut ctx.nodes {
+        let Some(out) = topo.nodes.get_mut(&node.name) else { continue };
+        let values = Rc::try_unwrap(std::mem::take(&mut node.properties)).unwrap_or_else(|shared| (*shared).clone());
+        for (k, v) in values {
+            if has_call(&v) {
+                continue;
+            }
+            if let Some(slot) = out.properties.get_mut(&k) {
+                *slot = Rc::try_unwrap(v).map(PV::into_json).unwrap_or_else(|shared| plain_json(&shared));
+            }
+        }
     }
 }
 
@@ -686,8 +722,8 @@ fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, 
         let y = attrs_given.get(k).map(|(_, y)| y.clone()).or(def.default.clone());
         if let Some(y) = y {
             let v = ev.ctx.spec_check(&y, def);
-            let pv = ev.ctx.pv_of(&v);
-            attributes.insert(k.clone(), ev.render(&pv, site));
+            let pv = ev.ctx.pv_of(v);
+            attributes.insert(k.clone(), ev.render_owned(pv, site));
         }
     }
     let sensitive = flat.properties.iter().filter(|(_, d)| is_sensitive(&ev.ctx.reg, d)).map(|(k, _)| k.clone()).collect();
@@ -726,8 +762,8 @@ fn render_interfaces(ev: &mut Eval<'_, '_>, ifaces: &syntax::Named<syntax::Inter
                 };
                 crate::function::lint(&y, ev.ctx.diags);
                 let v = untyped(&y);
-                let pv = ev.ctx.pv_of(&v);
-                inputs.insert(k.clone(), ev.render(&pv, site));
+                let pv = ev.ctx.pv_of(v);
+                inputs.insert(k.clone(), ev.render_owned(pv, site));
             }
             let imp = o.implementation.as_ref();
             ops.insert(

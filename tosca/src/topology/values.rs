@@ -16,30 +16,30 @@ pub enum PV {
 }
 
 impl PV {
-    /// From a checked value; `parse_call` turns each `Value::Expr` into a call (or `None` when it
-    /// is malformed, already reported; it then becomes null).
-    pub fn from_value(v: &Value, parse_call: &mut dyn FnMut(&crate::yaml::Yaml) -> Option<Call>) -> PV {
+    /// From a checked value, consumed (its strings and keys move into the result);
+    /// `parse_call` turns each `Value::Expr` into a call (or `None` when it is malformed,
+    /// already reported; it then becomes null).
+    pub fn from_value(v: Value, parse_call: &mut dyn FnMut(&crate::yaml::Yaml) -> Option<Call>) -> PV {
         match v {
-            Value::Expr(y) => match parse_call(y) {
+            Value::Expr(y) => match parse_call(&y) {
                 Some(c) => PV::Call(Box::new(c)),
                 None => PV::Json(J::Null),
             },
-            Value::List(items) => PV::List(items.iter().map(|i| PV::from_value(i, parse_call)).collect()),
-            Value::Map(m) => PV::Map(m.iter().map(|(k, i)| (k.clone(), PV::from_value(i, parse_call))).collect()),
-            other => {
-                if let Some(fields) = complex_fields(other) {
-                    return PV::Map(fields.iter().map(|(k, i)| (k.clone(), PV::from_value(i, parse_call))).collect());
-                }
-                PV::Json(other.to_json())
-            }
+            Value::List(items) => PV::List(items.into_iter().map(|i| PV::from_value(i, parse_call)).collect()),
+            Value::Map(m) | Value::Complex { fields: m, .. } => PV::Map(m.into_iter().map(|(k, i)| (k, PV::from_value(i, parse_call))).collect()),
+            other => PV::Json(other.into_json()),
         }
     }
-}
 
-fn complex_fields(v: &Value) -> Option<&IndexMap<String, Value>> {
-    match v {
-        Value::Complex { fields, .. } => Some(fields),
-        _ => None,
+    /// The JSON of a value without calls, consumed (what rendering gives for it, without a copy).
+    /// A call, which callers rule out, would stay as its `{"$expr": ...}` form.
+    pub fn into_json(self) -> J {
+        match self {
+            PV::Json(j) => j,
+            PV::List(items) => J::Array(items.into_iter().map(PV::into_json).collect()),
+            PV::Map(m) => J::Object(m.into_iter().map(|(k, v)| (k, v.into_json())).collect()),
+            PV::Call(c) => expr_json(&c),
+        }
     }
 }
 

@@ -292,6 +292,18 @@ impl Value {
         }
     }
 
+    /// [`Value::to_json`] of a value that is not needed any more: strings and keys are moved,
+    /// not copied (the builder converts every property value once).
+    pub fn into_json(self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::String(s) => J::String(s),
+            Value::List(items) => J::Array(items.into_iter().map(Value::into_json).collect()),
+            Value::Map(m) | Value::Complex { fields: m, .. } => J::Object(m.into_iter().map(|(k, v)| (k, v.into_json())).collect()),
+            other => other.to_json(),
+        }
+    }
+
     /// The value as plain JSON data, as a JSON Schema sees it: like [`Value::to_json`] but
     /// special types as the text they were written as (`"4 GB"`, `"1.10"`, the timestamp as
     /// written).

@@ -1,0 +1,23 @@
+//! What `rosca validate FILE` does, without the CLI (so the front-end can be profiled alone):
+//! `cargo run --release -p tosca --example validate -- target/bench/topology-10000.yaml`
+use tosca::loader::{Entry, LoadOptions};
+use tosca::{Diagnostics, Inputs, Sources};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let topology = args.iter().any(|a| a == "--topology");
+    let path = args.iter().find(|a| !a.starts_with("--")).cloned().expect("usage: validate [--topology] FILE.yaml");
+    let mut options = LoadOptions { allow_fetch: false, ..LoadOptions::default() };
+    options.limits.max_file_size = 1 << 30;
+    let compiled = tosca::compile(&Entry::Path(path.into()), &options, &Inputs::new(), Diagnostics::new(), Sources::new());
+    println!("errors: {}, diagnostics: {}", compiled.has_errors(), compiled.diagnostics.len());
+    if topology {
+        // To compare the output of two builds (docs/benchmarks.md): diagnostics, then the topology.
+        for d in &compiled.diagnostics {
+            println!("{} {:?} {}:{}:{} {} / {:?} / {:?}", d.code, d.severity, d.span.file.0, d.span.line, d.span.col, d.message, d.help, d.related.len());
+        }
+        println!("{}", serde_json::to_string_pretty(&compiled.topology.redacted()).expect("json"));
+    }
+    // Like the CLI: the process ends here, freeing the trees would only cost time.
+    std::mem::forget(compiled);
+}
