@@ -232,7 +232,7 @@ async fn a_node_that_is_not_a_job_or_has_a_bad_property_is_refused_before_submit
     let e = p.create(&req("vm", &["tosca.nodes.Compute", "tosca.nodes.Root"], json!({}))).await.unwrap_err();
     assert!(e.message.contains("runs tosca.nodes.indigo.Qcg.Job and rosca.nodes.hpc.BatchJob nodes only"), "{}", e.message);
     let e = p.create(&req("sim", JOB, json!({"script": "x", "nodes": 0}))).await.unwrap_err();
-    assert_eq!(e.message, "sim: properties.nodes must be a whole number of at least 1, found 0");
+    assert_eq!(e.message, "sim: `properties.nodes` must be a whole number of at least 1, found 0");
     assert!(s.submitted.lock().unwrap().is_empty());
 }
 

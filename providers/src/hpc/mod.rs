@@ -14,6 +14,7 @@ pub mod qcg;
 pub mod site;
 pub mod slurm;
 pub mod spec;
+pub mod values;
 
 pub use job::{JobSpec, JobStatus, Phase, Scheduler, SchedulerError, SchedulerErrorKind};
 

@@ -9,10 +9,10 @@
 
 use super::http::{Exchange, HttpJson, Method};
 use super::job::{JobSpec, JobStatus, Phase, Scheduler, SchedulerError, SchedulerErrorKind};
+use super::values::{kind, string_list, string_map};
 use crate::api::BoxFuture;
 use crate::retry::RetryPolicy;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -616,56 +616,6 @@ fn integer(key: &str, v: &Value) -> Result<i64, String> {
     }
 }
 
-fn kind(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(_) => "a string".into(),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a map".into(),
-    }
-}
-
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn string_list(key: &str, v: &Value) -> Result<Vec<String>, String> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| scalar_text(x).ok_or_else(|| format!("`{key}[{i}]` must be a string, not {}", kind(x))))
-            .collect(),
-        Value::String(_) => Err(format!("`{key}` must be a list of strings; write it as [\"...\", \"...\"]")),
-        other => Err(format!("`{key}` must be a list of strings, not {}", kind(other))),
-    }
-}
-
-/// A map of strings; with `lenient`, numbers and booleans are written as text (INDIGO's
-/// `NUM_GPUS: { get_input: num_gpus }` is an integer).
-fn string_map(key: &str, v: &Value, lenient: bool) -> Result<BTreeMap<String, String>, String> {
-    let Value::Object(m) = v else {
-        return Err(format!("`{key}` must be a map of strings, not {}", kind(v)));
-    };
-    let mut out = BTreeMap::new();
-    for (k, x) in m {
-        let text = match x {
-            Value::String(s) => s.clone(),
-            Value::Number(_) | Value::Bool(_) if lenient => scalar_text(x).unwrap_or_default(),
-            other => return Err(format!("`{key}.{k}` must be a string, not {}", kind(other))),
-        };
-        out.insert(k.clone(), text);
-    }
-    Ok(out)
-}
-
 /// The working-directory policy and its remove conditions, checked against QCG's enums.
 fn directory_policy(v: &Value) -> Result<Value, String> {
     let Value::Object(m) = v else {
@@ -886,6 +836,7 @@ pub fn indigo_job(properties: &Map<String, Value>, name: &str) -> Result<JobSpec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn props(v: Value) -> Map<String, Value> {
         match v {

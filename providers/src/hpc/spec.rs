@@ -2,6 +2,7 @@
 //! here, and a wrong one is named by its config path.
 
 use super::job::JobSpec;
+use super::values::{self, kind};
 use crate::units;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ pub fn batch_job(config: &Value, name: &str) -> Result<JobSpec, String> {
     let given = [script.is_some(), artifact.is_some(), executable.is_some()].iter().filter(|b| **b).count();
     if given != 1 {
         return Err(format!(
-            "give exactly one of properties.script, a job_script artifact and properties.executable ({} given)",
+            "give exactly one of `properties.script`, a `job_script` artifact and `properties.executable` ({} given)",
             if given == 0 { "none".to_string() } else { given.to_string() }
         ));
     }
@@ -66,7 +67,7 @@ fn opt_string(props: &Map<String, Value>, key: &str) -> Result<Option<String>, S
     match props.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(format!("properties.{key} must be a string, found {}", kind(v))),
+        Some(v) => Err(format!("`properties.{key}` must be a string, not {}", kind(v))),
     }
 }
 
@@ -75,7 +76,7 @@ fn count(props: &Map<String, Value>, key: &str) -> Result<Option<u32>, String> {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(format!("properties.{key} must be a whole number of at least 1, found {v}")),
+            _ => Err(format!("`properties.{key}` must be a whole number of at least 1, found {v}")),
         },
     }
 }
@@ -83,57 +84,27 @@ fn count(props: &Map<String, Value>, key: &str) -> Result<Option<u32>, String> {
 fn positive(v: Option<f64>, key: &str, example: &str) -> Result<u64, String> {
     match v {
         Some(x) if x.is_finite() && x > 0.0 && x < 1e18 => Ok(x.ceil() as u64),
-        _ => Err(format!("properties.{key} must be {example}")),
+        _ => Err(format!("`properties.{key}` must be {example}")),
     }
 }
 
 fn string_list(props: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
     match props.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| scalar_text(v).ok_or_else(|| format!("properties.{key}[{i}] must be a string, found {}", kind(v))))
-            .collect(),
-        Some(v) => Err(format!("properties.{key} must be a list of strings, found {}", kind(v))),
+        Some(v) => values::string_list(&format!("properties.{key}"), v),
     }
 }
 
+/// Environment variables: a map of strings whose names a shell can set.
 fn string_map(props: &Map<String, Value>, key: &str) -> Result<BTreeMap<String, String>, String> {
-    match props.get(key) {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| {
-                if k.is_empty() || k.contains('=') || k.contains('\0') {
-                    return Err(format!("properties.{key}: {k:?} is not a valid environment variable name"));
-                }
-                scalar_text(v).map(|t| (k.clone(), t)).ok_or_else(|| format!("properties.{key}.{k} must be a string, found {}", kind(v)))
-            })
-            .collect(),
-        Some(v) => Err(format!("properties.{key} must be a map of strings, found {}", kind(v))),
+    let map = match props.get(key) {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(v) => values::string_map(&format!("properties.{key}"), v, true)?,
+    };
+    if let Some(bad) = map.keys().find(|k| k.is_empty() || k.contains('=') || k.contains('\0')) {
+        return Err(format!("`properties.{key}`: {bad:?} is not a valid environment variable name"));
     }
-}
-
-/// Numbers and booleans written unquoted in a string-typed list or map are accepted as text.
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
-    }
+    Ok(map)
 }
 
 #[cfg(test)]
@@ -174,10 +145,10 @@ mod tests {
     #[test]
     fn wrong_values_are_named_by_path() {
         let bad = |props: Value| batch_job(&json!({"properties": props}), "j").unwrap_err();
-        assert_eq!(bad(json!({"executable": "x", "nodes": 0})), "properties.nodes must be a whole number of at least 1, found 0");
-        assert_eq!(bad(json!({"executable": "x", "arguments": [{"a": 1}]})), "properties.arguments[0] must be a string, found a map");
-        assert_eq!(bad(json!({"executable": "x", "environment": {"A=B": "1"}})), "properties.environment: \"A=B\" is not a valid environment variable name");
-        assert_eq!(bad(json!({"executable": "x", "time_limit": "soon"})), "properties.time_limit must be a time such as 30 m");
-        assert_eq!(bad(json!({"executable": 3})), "properties.executable must be a string, found a number");
+        assert_eq!(bad(json!({"executable": "x", "nodes": 0})), "`properties.nodes` must be a whole number of at least 1, found 0");
+        assert_eq!(bad(json!({"executable": "x", "arguments": [{"a": 1}]})), "`properties.arguments[0]` must be a string, not a map");
+        assert_eq!(bad(json!({"executable": "x", "environment": {"A=B": "1"}})), "`properties.environment`: \"A=B\" is not a valid environment variable name");
+        assert_eq!(bad(json!({"executable": "x", "time_limit": "soon"})), "`properties.time_limit` must be a time such as 30 m");
+        assert_eq!(bad(json!({"executable": 3})), "`properties.executable` must be a string, not the number 3");
     }
 }

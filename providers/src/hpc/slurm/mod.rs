@@ -374,6 +374,50 @@ pub fn phase(state: &str, reason: Option<&str>) -> Phase {
     }
 }
 
+/// What every API version says about a job, read from its own shapes.
+pub(crate) struct JobFields {
+    pub state: String,
+    pub reason: Option<String>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub cwd: Option<String>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+}
+
+/// The status of job `id` from its fields: times and exit code only once they are real (Slurm
+/// fills in expected times, and a job that never ran has no exit code), `%j` expanded, and the
+/// default output file (`slurm-ID.out` in the working directory) when none was given.
+pub(crate) fn status_of(id: &str, f: JobFields) -> JobStatus {
+    let reason = f.reason.filter(|r| r != "None");
+    let phase = phase(&f.state, reason.as_deref());
+    let ran = f.state != "PENDING";
+    let signal = f.signal.filter(|s| *s > 0 && phase.is_terminal() && ran);
+    let exit_code = if phase.is_terminal() && ran && signal.is_none() { f.exit_code } else { None };
+    let reason = match (signal, reason) {
+        (Some(sig), Some(r)) => Some(format!("{r}; killed by signal {sig}")),
+        (Some(sig), None) => Some(format!("killed by signal {sig}")),
+        (None, r) => r,
+    };
+    let started = matches!(phase, Phase::Running) || phase.is_terminal();
+    let default_out = f.cwd.as_ref().map(|d| format!("{}/slurm-{id}.out", d.trim_end_matches('/')));
+    let stdout = f.stdout.or(default_out).map(|p| p.replace("%j", id));
+    let stderr = f.stderr.map(|p| p.replace("%j", id)).or_else(|| stdout.clone());
+    JobStatus {
+        id: id.to_string(),
+        state: f.state,
+        phase,
+        exit_code,
+        reason,
+        start_time: if started { time(f.start) } else { None },
+        end_time: if phase.is_terminal() { time(f.end) } else { None },
+        stdout,
+        stderr,
+    }
+}
+
 /// Seconds since the epoch → RFC 3339; Slurm writes 0 for "not yet".
 pub fn time(secs: Option<i64>) -> Option<String> {
     let s = u64::try_from(secs?).ok().filter(|s| *s > 0)?;

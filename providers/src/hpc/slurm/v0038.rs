@@ -3,8 +3,8 @@
 //! {..}}` with the environment as a map and `time_limit` in minutes; a job's `exit_code` is the
 //! raw wait status (`exit 3` → 768) and times are seconds since the epoch.
 
-use super::super::job::{JobSpec, JobStatus, Phase};
-use super::{batch_script, dependency, environment, phase, script_arguments, time, Dialect};
+use super::super::job::{JobSpec, JobStatus};
+use super::{batch_script, dependency, environment, script_arguments, status_of, Dialect, JobFields};
 use serde_json::{json, Map, Value};
 
 pub struct V0038;
@@ -43,35 +43,24 @@ impl Dialect for V0038 {
     fn job_status(&self, id: &str, body: &Value) -> Option<JobStatus> {
         let job = body.get("jobs")?.as_array()?.iter().find(|j| j.get("job_id").and_then(Value::as_u64).map(|n| n.to_string()).as_deref() == Some(id))?;
         let text = |k: &str| job.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-        let state = text("job_state")?;
-        let reason = text("state_reason").filter(|r| r != "None");
-        let phase = phase(&state, reason.as_deref());
         let (exit_code, signal) = match job.get("exit_code").and_then(Value::as_i64) {
-            // A job that never ran (its dependency failed) has no exit code.
-            Some(w) if phase.is_terminal() && state != "PENDING" => wait_status(w),
-            _ => (None, None),
+            Some(w) => wait_status(w),
+            None => (None, None),
         };
-        let reason = match (signal, reason) {
-            (Some(sig), Some(r)) => Some(format!("{r}; killed by signal {sig}")),
-            (Some(sig), None) => Some(format!("killed by signal {sig}")),
-            (None, r) => r,
-        };
-        let started = matches!(phase, Phase::Running) || phase.is_terminal();
-        let cwd = text("current_working_directory");
-        let default_out = cwd.as_ref().map(|d| format!("{}/slurm-{id}.out", d.trim_end_matches('/')));
-        let stdout = text("standard_output").or(default_out).map(|p| p.replace("%j", id));
-        let stderr = text("standard_error").map(|p| p.replace("%j", id)).or_else(|| stdout.clone());
-        Some(JobStatus {
-            id: id.to_string(),
-            state,
-            phase,
-            exit_code,
-            reason,
-            start_time: if started { time(job.get("start_time").and_then(Value::as_i64)) } else { None },
-            end_time: if phase.is_terminal() { time(job.get("end_time").and_then(Value::as_i64)) } else { None },
-            stdout,
-            stderr,
-        })
+        Some(status_of(
+            id,
+            JobFields {
+                state: text("job_state")?,
+                reason: text("state_reason"),
+                exit_code,
+                signal,
+                start: job.get("start_time").and_then(Value::as_i64),
+                end: job.get("end_time").and_then(Value::as_i64),
+                cwd: text("current_working_directory"),
+                stdout: text("standard_output"),
+                stderr: text("standard_error"),
+            },
+        ))
     }
 }
 
@@ -112,6 +101,7 @@ fn wait_status(w: i64) -> (Option<i64>, Option<i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hpc::job::Phase;
 
     #[test]
     fn a_full_job_becomes_the_22_05_submit_body() {

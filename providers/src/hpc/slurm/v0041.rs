@@ -5,8 +5,8 @@
 //! No such server can be installed here; the shapes and their sources are in
 //! `providers/tests/data/slurm/v0.0.41-shapes.md`, and tests check this module against them.
 
-use super::super::job::{JobSpec, JobStatus, Phase};
-use super::{batch_script, dependency, environment, phase, script_arguments, time, Dialect};
+use super::super::job::{JobSpec, JobStatus};
+use super::{batch_script, dependency, environment, script_arguments, status_of, Dialect, JobFields};
 use serde_json::{json, Map, Value};
 
 pub struct V0041;
@@ -89,44 +89,32 @@ impl Dialect for V0041 {
         let text = |k: &str| job.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         let state = match job.get("job_state")? {
             Value::String(s) => s.clone(),
+            // Base state first, then flags (COMPLETING, REQUEUED, ...).
             Value::Array(flags) => flags.first().and_then(Value::as_str)?.to_string(),
             _ => return None,
         };
-        let reason = text("state_reason").filter(|r| r != "None");
-        let phase = phase(&state, reason.as_deref());
         let exit = job.get("exit_code");
-        let signal = exit.and_then(|e| e.get("signal")).and_then(|s| read_number(s.get("id"))).filter(|n| *n > 0);
-        let exit_code = match exit {
-            Some(e) if phase.is_terminal() && signal.is_none() && state != "PENDING" => read_number(e.get("return_code")).or_else(|| read_number(Some(e))),
-            _ => None,
-        };
-        let reason = match (signal, reason) {
-            (Some(sig), Some(r)) => Some(format!("{r}; killed by signal {sig}")),
-            (Some(sig), None) => Some(format!("killed by signal {sig}")),
-            (None, r) => r,
-        };
-        let started = matches!(phase, Phase::Running) || phase.is_terminal();
-        let cwd = text("current_working_directory");
-        let default_out = cwd.as_ref().map(|d| format!("{}/slurm-{id}.out", d.trim_end_matches('/')));
-        let stdout = text("standard_output").or(default_out).map(|p| p.replace("%j", id));
-        let stderr = text("standard_error").map(|p| p.replace("%j", id)).or_else(|| stdout.clone());
-        Some(JobStatus {
-            id: id.to_string(),
-            state,
-            phase,
-            exit_code,
-            reason,
-            start_time: if started { time(read_number(job.get("start_time"))) } else { None },
-            end_time: if phase.is_terminal() { time(read_number(job.get("end_time"))) } else { None },
-            stdout,
-            stderr,
-        })
+        Some(status_of(
+            id,
+            JobFields {
+                state,
+                reason: text("state_reason"),
+                exit_code: exit.and_then(|e| read_number(e.get("return_code")).or_else(|| read_number(Some(e)))),
+                signal: exit.and_then(|e| e.get("signal")).and_then(|s| read_number(s.get("id"))),
+                start: read_number(job.get("start_time")),
+                end: read_number(job.get("end_time")),
+                cwd: text("current_working_directory"),
+                stdout: text("standard_output"),
+                stderr: text("standard_error"),
+            },
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hpc::job::Phase;
 
     #[test]
     fn the_script_and_environment_go_inside_the_job() {
