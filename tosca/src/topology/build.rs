@@ -44,6 +44,10 @@ impl DataTypes for Registry {
             entry_schema: flat.entry_schema.as_ref(),
         })
     }
+
+    fn prepared(&self) -> Option<&crate::value::PreparedConstraints> {
+        Some(&self.prepared)
+    }
 }
 
 /// Per node template, what later passes need beyond the output model.

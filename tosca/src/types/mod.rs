@@ -54,6 +54,8 @@ pub struct Registry {
     aliases: HashMap<String, [Option<TypeId>; 8], rustc_hash::FxBuildHasher>,
     flat: Vec<std::rc::Rc<FlatType>>,
     replaceable: std::collections::HashSet<TypeId>,
+    /// Constraint arguments read while checking values (see `value::DataTypes::prepared`).
+    pub(crate) prepared: crate::value::PreparedConstraints,
 }
 
 /// The plural segment normative names carry: `tosca.nodes.Compute` -> `nodes`.

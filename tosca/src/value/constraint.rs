@@ -21,6 +21,7 @@ use regex::Regex;
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// A failed constraint: what is wrong (without the property name) and what is allowed.
 pub(crate) struct Violation {
@@ -29,7 +30,8 @@ pub(crate) struct Violation {
 }
 
 /// A constraint argument, read for the constrained type.
-enum Arg {
+#[derive(Debug)]
+pub(crate) enum Arg {
     One(Value),
     /// `in_range`: `None` upper is UNBOUNDED.
     Range(Value, Option<Value>),
@@ -44,9 +46,46 @@ pub(crate) fn holds(c: &Constraint, v: &Value, spec: &TypeSpec, types: &dyn Data
     if matches!(v, Value::Expr(_)) {
         return Ok(Ok(()));
     }
+    // The same constraint of a definition is checked against every value given for it (one
+    // per node template): its argument is read once per compile.
+    let key = cache_key(c, spec);
+    if let (Some(cache), Some(key)) = (types.prepared(), &key) {
+        if let Some(arg) = cache.get(key, &spec.type_name.value) {
+            return Ok(eval(c.op, &arg, v));
+        }
+    }
     let r = resolve(spec, types);
-    let arg = prepare(c, &r, spec, types)?;
+    let arg = Rc::new(prepare(c, &r, spec, types)?);
+    if let (Some(cache), Some(key)) = (types.prepared(), key) {
+        cache.put(key, &spec.type_name.value, arg.clone());
+    }
     Ok(eval(c.op, &arg, v))
+}
+
+/// Where a constraint is written (its clause and argument) and its operator: with the type it is
+/// read for, this determines its prepared argument. `None` (not cached) for constraints without
+/// a source location and for list and map types, whose schemas would be part of the key.
+type CacheKey = (u32, u32, u32, u32, u32, u8);
+
+fn cache_key(c: &Constraint, spec: &TypeSpec) -> Option<CacheKey> {
+    if c.span.is_none() || spec.entry_schema.is_some() || spec.key_schema.is_some() {
+        return None;
+    }
+    Some((c.span.file.0, c.span.offset, c.span.len, c.arg.span.file.0, c.arg.span.offset, c.op as u8))
+}
+
+/// Prepared constraint arguments of one compile (see [`holds`]), held by the type registry.
+#[derive(Debug, Default)]
+pub struct PreparedConstraints(RefCell<HashMap<CacheKey, Vec<(String, Rc<Arg>)>, rustc_hash::FxBuildHasher>>);
+
+impl PreparedConstraints {
+    fn get(&self, key: &CacheKey, type_name: &str) -> Option<Rc<Arg>> {
+        self.0.borrow().get(key)?.iter().find(|(t, _)| t == type_name).map(|(_, a)| a.clone())
+    }
+
+    fn put(&self, key: CacheKey, type_name: &str, arg: Rc<Arg>) {
+        self.0.borrow_mut().entry(key).or_default().push((type_name.to_string(), arg));
+    }
 }
 
 /// Checks a definition (see [`super::check_definition`]).

@@ -53,6 +53,7 @@ use indexmap::IndexMap;
 use std::cmp::Ordering;
 use std::fmt;
 
+pub use constraint::PreparedConstraints;
 pub use scalar::ScalarKind;
 
 /// The primitive and special types of TOSCA (and `list` / `map`).
@@ -156,6 +157,12 @@ pub trait DataTypes {
     /// The data type of that name (full name, short name or prefixed name: the registry decides),
     /// or `None` when there is none.
     fn data_type(&self, name: &str) -> Option<DataTypeInfo<'_>>;
+
+    /// Where constraint arguments, once read, are kept for the rest of a compile; `None` reads
+    /// them at every check.
+    fn prepared(&self) -> Option<&PreparedConstraints> {
+        None
+    }
 }
 
 /// A registry that knows no data types: only primitives resolve.
