@@ -30,15 +30,20 @@ pub fn is_call(y: &Yaml) -> bool {
 /// Warns about single-key mappings that look like a misspelt function call (`get_propery`),
 /// which would otherwise be taken silently as a map value.
 pub fn lint(y: &Yaml, diags: &mut Diagnostics) {
+    // Most values linted are scalars: nothing to walk, nothing to allocate.
+    if !matches!(y.value, YamlValue::Map(_) | YamlValue::Seq(_)) {
+        return;
+    }
     let mut stack = vec![y];
     while let Some(y) = stack.pop() {
         match &y.value {
             YamlValue::Map(entries) => {
                 if let [(k, _)] = &entries[..] {
                     if let Some(key) = k.as_str() {
-                        let lower = key.to_ascii_lowercase();
-                        let looks_like = (lower.starts_with("get_") || NAMES.contains(&lower.as_str())) && !NAMES.contains(&key);
+                        let get_ = key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("get_"));
+                        let looks_like = (get_ || NAMES.iter().any(|n| n.eq_ignore_ascii_case(key))) && !NAMES.contains(&key);
                         if looks_like {
+                            let lower = key.to_ascii_lowercase();
                             let help = match crate::diag::suggest(&lower, NAMES.iter().copied()) {
                                 Some(s) => format!("did you mean `{s}`? as written it is a map value, not a function call"),
                                 None => format!("functions are: {}", NAMES.join(", ")),

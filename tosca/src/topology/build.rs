@@ -227,10 +227,16 @@ impl Ctx<'_> {
         ops
     }
 
+    /// Whether `operation` is one of [`Self::type_operations`], without listing them.
+    fn offers_operation(&self, def: &syntax::InterfaceDef, operation: &str) -> bool {
+        def.operations.contains_key(operation)
+            || def.type_name.as_ref().and_then(|t| self.reg.lookup(TypeKind::Interface, &t.value)).is_some_and(|t| self.reg.flat(t).operations.contains_key(operation))
+    }
+
     /// True when node `n` has `operation` in interface `iface` (type or template).
     pub fn has_operation(&self, n: usize, iface: &str, operation: &str) -> bool {
         let in_type = self.nodes[n].type_id.and_then(|t| self.reg.flat(t).interfaces.get(iface));
-        in_type.is_some_and(|i| self.type_operations(i).iter().any(|o| o == operation))
+        in_type.is_some_and(|i| self.offers_operation(i, operation))
             || self.nodes[n].tpl.interfaces.get(iface).is_some_and(|(_, i)| i.operations.contains_key(operation))
     }
 
@@ -442,9 +448,9 @@ impl Ctx<'_> {
         for (iname, (ispan, iface)) in &node.tpl.interfaces {
             match flat.interfaces.get(iname) {
                 Some(def) => {
-                    let known = self.type_operations(def);
                     for (op, (ospan, _)) in &iface.operations {
-                        if !known.iter().any(|k| k == op) {
+                        if !self.offers_operation(def, op) {
+                            let known = self.type_operations(def);
                             self.diags.push(
                                 Diagnostic::new(&codes::UNKNOWN_INTERFACE_OPERATION, *ospan, format!("{owner}: interface `{iname}` has no operation `{op}`"))
                                     .help(format!("operations of `{iname}`: {}", known.join(", "))),

@@ -191,30 +191,32 @@ impl Eval<'_, '_> {
     /// A nested path (after the property name) must follow the property's type: field names of
     /// complex data types, indexes into lists, keys into maps.
     fn check_nested_path(&mut self, def: &syntax::PropertyDef, path: &[PathSeg], report: bool) -> Result<(), ()> {
-        let mut type_name = def.type_name.as_ref().map(|t| t.value.clone());
-        let mut entry = def.entry_schema.as_ref().map(|e| e.type_name.value.clone());
+        // Type names are borrowed from the definitions (this runs for every call with a path).
+        let (reg, diags) = (&self.ctx.reg, &mut *self.ctx.diags);
+        let mut type_name = def.type_name.as_ref().map(|t| t.value.as_str());
+        let mut entry = def.entry_schema.as_ref().map(|e| e.type_name.value.as_str());
         for seg in path {
-            let Some(t) = type_name.clone() else { return Ok(()) };
-            let prim = crate::value::Primitive::parse(&t);
+            let Some(t) = type_name else { return Ok(()) };
+            let prim = crate::value::Primitive::parse(t);
             match (seg, prim) {
                 (PathSeg::Index(_), Some(crate::value::Primitive::List)) | (PathSeg::Name(_), Some(crate::value::Primitive::Map)) => {
                     type_name = entry.take();
                 }
                 (PathSeg::Name(n), None) => {
-                    let Some(dt) = self.ctx.reg.lookup(TypeKind::Data, &t) else { return Ok(()) };
-                    let flat = self.ctx.reg.flat(dt);
+                    let Some(dt) = reg.lookup(TypeKind::Data, t) else { return Ok(()) };
+                    let flat = reg.flat(dt);
                     if flat.primitive.is_some() {
                         return Ok(());
                     }
                     match flat.properties.get(&n.value) {
                         Some(field) => {
-                            type_name = field.type_name.as_ref().map(|t| t.value.clone());
-                            entry = field.entry_schema.as_ref().map(|e| e.type_name.value.clone());
+                            type_name = field.type_name.as_ref().map(|t| t.value.as_str());
+                            entry = field.entry_schema.as_ref().map(|e| e.type_name.value.as_str());
                         }
                         None => {
                             if report {
                                 let names: Vec<&str> = flat.properties.keys().map(String::as_str).collect();
-                                self.ctx.diags.push(
+                                diags.push(
                                     Diagnostic::new(&codes::FUNCTION_PATH, n.span, format!("data type `{t}` has no field `{}`", n.value))
                                         .help(format!("fields of `{t}`: {}", names.join(", "))),
                                 );
@@ -229,7 +231,7 @@ impl Eval<'_, '_> {
                             PathSeg::Name(n) => (n.span, format!("field `{}`", n.value)),
                             PathSeg::Index(i) => (i.span, format!("index {}", i.value)),
                         };
-                        self.ctx.diags.report(&codes::FUNCTION_PATH, span, format!("a value of type `{t}` has no {what}"));
+                        diags.report(&codes::FUNCTION_PATH, span, format!("a value of type `{t}` has no {what}"));
                     }
                     return Err(());
                 }

@@ -186,7 +186,17 @@ impl Registry {
 
     /// True when `id` is `ancestor` or derives from it.
     pub fn derives_from(&self, id: TypeId, ancestor: TypeId) -> bool {
-        self.chain(id).contains(&ancestor)
+        // Walked in place (requirement matching asks this for every candidate); a chain is at
+        // most all the types, which bounds the walk even through a cycle.
+        let mut cur = Some(id);
+        for _ in 0..=self.entries.len() {
+            match cur {
+                Some(t) if t == ancestor => return true,
+                Some(t) => cur = self.get(t).parent,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// `derives_from` by names, for the common case of checking against a normative type.

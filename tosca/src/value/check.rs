@@ -56,6 +56,15 @@ impl Resolved<'_> {
     }
 }
 
+/// [`Resolved::label`] as `Display`, for messages that may not be written.
+struct Label<'r, 'x>(&'r Resolved<'x>);
+
+impl std::fmt::Display for Label<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.label())
+    }
+}
+
 /// Resolves a spec's type: primitives first, then the registry. A data type derived from a
 /// primitive resolves to that primitive, with its chain's constraints and schemas.
 pub(crate) fn resolve<'x>(spec: &TypeSpec<'x>, types: &'x dyn DataTypes) -> Resolved<'x> {
@@ -230,7 +239,8 @@ impl<'t> Checker<'t> {
 
     fn primitive(&mut self, y: &Yaml, p: Primitive, r: &Resolved, path: &str, depth: usize, diags: &mut Diagnostics) -> (Value, bool) {
         use YamlValue as Y;
-        let label = r.label();
+        // Spelled out only for a message: most values are fine.
+        let label = Label(r);
         let ok = |v: Value| (v, true);
         match p {
             Primitive::String => match &y.value {
@@ -241,7 +251,7 @@ impl<'t> Checker<'t> {
                     self.lenient(y, format!("the {what} {text} is read as the string {text:?} ({label} expected)"), path, diags);
                     ok(Value::String(text))
                 }
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Integer => match &y.value {
                 Y::Int(i) => ok(Value::Integer(*i)),
@@ -250,9 +260,9 @@ impl<'t> Checker<'t> {
                         self.lenient(y, format!("the string {s:?} is read as the integer {i}"), path, diags);
                         ok(Value::Integer(i))
                     }
-                    None => self.mismatch(y, &label, path, depth, diags),
+                    None => self.mismatch(y, &label.to_string(), path, depth, diags),
                 },
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Float => match &y.value {
                 Y::Float(f) => ok(Value::Float(*f)),
@@ -263,9 +273,9 @@ impl<'t> Checker<'t> {
                         self.lenient(y, format!("the string {s:?} is read as the float {}", super::fmt_float(f)), path, diags);
                         ok(Value::Float(f))
                     }
-                    None => self.mismatch(y, &label, path, depth, diags),
+                    None => self.mismatch(y, &label.to_string(), path, depth, diags),
                 },
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Boolean => match &y.value {
                 Y::Bool(b) => ok(Value::Bool(*b)),
@@ -274,13 +284,13 @@ impl<'t> Checker<'t> {
                         self.lenient(y, format!("the string {s:?} is read as the boolean {b}"), path, diags);
                         ok(Value::Bool(b))
                     }
-                    None => self.mismatch(y, &label, path, depth, diags),
+                    None => self.mismatch(y, &label.to_string(), path, depth, diags),
                 },
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Null => match &y.value {
                 Y::Null => ok(Value::Null),
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Timestamp => match &y.value {
                 Y::Str(s) => match timestamp::parse(s) {
@@ -290,7 +300,7 @@ impl<'t> Checker<'t> {
                         (Value::String(s.clone()), false)
                     }
                 },
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Version => {
                 let text = match &y.value {
@@ -300,7 +310,7 @@ impl<'t> Checker<'t> {
                         self.lenient(y, format!("the number {text} is read as the version {text:?}"), path, diags);
                         text
                     }
-                    _ => return self.mismatch(y, &label, path, depth, diags),
+                    _ => return self.mismatch(y, &label.to_string(), path, depth, diags),
                 };
                 match version::parse(&text) {
                     Ok(parsed) => {
@@ -324,7 +334,7 @@ impl<'t> Checker<'t> {
                         (self.untyped(y, path, depth, diags), false)
                     }
                 },
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::List => match &y.value {
                 Y::Seq(items) => {
@@ -338,7 +348,7 @@ impl<'t> Checker<'t> {
                     }
                     ok(Value::List(out))
                 }
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Map => match &y.value {
                 Y::Map(entries) => {
@@ -356,7 +366,7 @@ impl<'t> Checker<'t> {
                     }
                     ok(Value::Map(out))
                 }
-                _ => self.mismatch(y, &label, path, depth, diags),
+                _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::ScalarSize | Primitive::ScalarTime | Primitive::ScalarFrequency | Primitive::ScalarBitrate => {
                 let kind = p.scalar_kind().unwrap_or(scalar::ScalarKind::Size);
@@ -385,7 +395,7 @@ impl<'t> Checker<'t> {
                         );
                         (self.untyped(y, path, depth, diags), false)
                     }
-                    _ => self.mismatch(y, &label, path, depth, diags),
+                    _ => self.mismatch(y, &label.to_string(), path, depth, diags),
                 }
             }
         }

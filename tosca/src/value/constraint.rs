@@ -297,32 +297,31 @@ fn eval(op: ConstraintOp, arg: &Arg, v: &Value) -> Result<(), Violation> {
         Arg::Range(_, Some(b)) if contains_expr(b) => Ok(()),
         Arg::One(a) => {
             let ord = compare(v, a);
-            let (ok, allowed) = match op {
-                ConstraintOp::Equal => (ord == Some(Ordering::Equal), format!("the only allowed value is {a}")),
-                ConstraintOp::GreaterThan => (ord == Some(Ordering::Greater), format!("allowed: values greater than {a}")),
-                ConstraintOp::GreaterOrEqual => {
-                    (matches!(ord, Some(Ordering::Greater | Ordering::Equal)), format!("allowed: values greater than or equal to {a}"))
-                }
-                ConstraintOp::LessThan => (ord == Some(Ordering::Less), format!("allowed: values less than {a}")),
-                _ => (matches!(ord, Some(Ordering::Less | Ordering::Equal)), format!("allowed: values less than or equal to {a}")),
+            // Messages are written only for a value that fails.
+            let ok = match op {
+                ConstraintOp::Equal => ord == Some(Ordering::Equal),
+                ConstraintOp::GreaterThan => ord == Some(Ordering::Greater),
+                ConstraintOp::GreaterOrEqual => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+                ConstraintOp::LessThan => ord == Some(Ordering::Less),
+                _ => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
             };
             if ok {
-                Ok(())
-            } else if ord.is_none() && op != ConstraintOp::Equal {
+                return Ok(());
+            }
+            let allowed = match op {
+                ConstraintOp::Equal => format!("the only allowed value is {a}"),
+                ConstraintOp::GreaterThan => format!("allowed: values greater than {a}"),
+                ConstraintOp::GreaterOrEqual => format!("allowed: values greater than or equal to {a}"),
+                ConstraintOp::LessThan => format!("allowed: values less than {a}"),
+                _ => format!("allowed: values less than or equal to {a}"),
+            };
+            if ord.is_none() && op != ConstraintOp::Equal {
                 fail(format!("{v} is not {name} {a} (the two cannot be compared)"), allowed)
             } else {
                 fail(format!("{v} is not {name} {a}"), allowed)
             }
         }
         Arg::Range(lo, hi) => {
-            let shown = match hi {
-                Some(h) => format!("[{lo}, {h}]"),
-                None => format!("[{lo}, UNBOUNDED]"),
-            };
-            let help = match hi {
-                Some(h) => format!("allowed: values from {lo} to {h}, inclusive"),
-                None => format!("allowed: values from {lo} up"),
-            };
             let inside = match v {
                 Value::Range { lower, upper } => {
                     let lo_ok = matches!(lo, Value::Integer(l) if lower >= l);
@@ -339,11 +338,18 @@ fn eval(op: ConstraintOp, arg: &Arg, v: &Value) -> Result<(), Violation> {
                 }
             };
             if inside {
-                Ok(())
-            } else {
-                let help = if matches!(v, Value::Range { .. }) { format!("{help} (the whole range must lie within)") } else { help };
-                fail(format!("{v} is not in_range {shown}"), help)
+                return Ok(());
             }
+            let shown = match hi {
+                Some(h) => format!("[{lo}, {h}]"),
+                None => format!("[{lo}, UNBOUNDED]"),
+            };
+            let help = match hi {
+                Some(h) => format!("allowed: values from {lo} to {h}, inclusive"),
+                None => format!("allowed: values from {lo} up"),
+            };
+            let help = if matches!(v, Value::Range { .. }) { format!("{help} (the whole range must lie within)") } else { help };
+            fail(format!("{v} is not in_range {shown}"), help)
         }
         Arg::Many(options) => {
             if options.iter().any(|o| contains_expr(o) || compare(v, o) == Some(Ordering::Equal)) {
@@ -360,16 +366,20 @@ fn eval(op: ConstraintOp, arg: &Arg, v: &Value) -> Result<(), Violation> {
             };
             let n = *n;
             let len64 = len as u64;
-            let (ok, allowed) = match op {
-                ConstraintOp::Length => (len64 == n, format!("allowed: exactly {n} {unit}")),
-                ConstraintOp::MinLength => (len64 >= n, format!("allowed: at least {n} {unit}")),
-                _ => (len64 <= n, format!("allowed: at most {n} {unit}")),
+            let ok = match op {
+                ConstraintOp::Length => len64 == n,
+                ConstraintOp::MinLength => len64 >= n,
+                _ => len64 <= n,
             };
             if ok {
-                Ok(())
-            } else {
-                fail(format!("{v} is not {name} {n} (it has {len} {unit})"), allowed)
+                return Ok(());
             }
+            let allowed = match op {
+                ConstraintOp::Length => format!("allowed: exactly {n} {unit}"),
+                ConstraintOp::MinLength => format!("allowed: at least {n} {unit}"),
+                _ => format!("allowed: at most {n} {unit}"),
+            };
+            fail(format!("{v} is not {name} {n} (it has {len} {unit})"), allowed)
         }
         Arg::Pattern(re, p) => match v {
             Value::String(s) if re.is_match(s) => Ok(()),
