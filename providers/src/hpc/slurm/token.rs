@@ -60,8 +60,23 @@ impl Tokens {
     pub async fn get(&self) -> Result<String, SchedulerError> {
         let mut current = self.current.lock().await;
         if let Some(t) = current.as_ref() {
-            let fresh = expiry(t).is_none_or(|exp| SystemTime::now() + EARLY < exp);
-            if fresh || !self.source.renewable() {
+            let exp = expiry(t);
+            let fresh = exp.is_none_or(|exp| SystemTime::now() + EARLY < exp);
+            if fresh {
+                return Ok(t.clone());
+            }
+            if !self.source.renewable() {
+                // slurmrestd 22.05 answers an expired token with the same 500 as an unreachable
+                // slurmctld: say what is known here instead of sending it.
+                if let Some(exp) = exp.filter(|e| *e <= SystemTime::now()) {
+                    return Err(SchedulerError::new(
+                        SchedulerErrorKind::Auth,
+                        format!(
+                            "the Slurm token (SLURM_JWT, or the site's token_env) expired at {}; make a new one with `scontrol token`, or set the site's token_command (or token_file) so Rosca renews it",
+                            humantime::format_rfc3339_seconds(exp)
+                        ),
+                    ));
+                }
                 return Ok(t.clone());
             }
         }
@@ -189,6 +204,18 @@ mod tests {
         assert_eq!(tokens.get().await.unwrap(), fresh);
         assert_eq!(tokens.get().await.unwrap(), fresh, "a fresh token is reused");
         assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_fixed_token_is_refused_before_it_is_sent_and_not_quoted() {
+        let old = jwt(now() - 10);
+        let e = Tokens::new(TokenSource::Fixed(old.clone())).get().await.unwrap_err();
+        assert_eq!(e.kind, SchedulerErrorKind::Auth);
+        assert!(e.message.contains("expired at") && e.message.contains("scontrol token"), "{}", e.message);
+        assert!(!e.message.contains(&old));
+        // Expiring soon, but not yet: still sent (it cannot be renewed anyway).
+        let soon = jwt(now() + 5);
+        assert_eq!(Tokens::new(TokenSource::Fixed(soon.clone())).get().await.unwrap(), soon);
     }
 
     #[tokio::test]
