@@ -187,8 +187,8 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
     }
     for (name, (span, rt)) in &tt.relationship_templates {
         if let Some(t) = ctx.type_of(TypeKind::Relationship, &rt.type_name) {
-            let defs = ctx.reg.flat(t).properties.clone();
-            ctx.assign_values(&format!("relationship template `{name}`"), *span, &defs, &rt.properties, "property", true);
+            let flat = ctx.reg.flat_rc(t);
+            ctx.assign_values(&format_args!("relationship template `{name}`"), *span, &flat.properties, &rt.properties, "property", true);
         }
     }
     let requirements = ctx.resolve_requirements();
@@ -246,7 +246,7 @@ impl Ctx<'_> {
 
     /// `{get_input: NAME}` as a property value: the input's value must also suit the property
     /// (its type may be looser, or the property may add constraints). Reported at the call.
-    fn check_fed_input(&mut self, owner: &str, prop: &str, y: &Yaml, def: &PropertyDef) {
+    fn check_fed_input(&mut self, owner: &dyn std::fmt::Display, prop: &str, y: &Yaml, def: &PropertyDef) {
         let Some([(k, arg)]) = y.as_map() else { return };
         let (Some("get_input"), Some(input)) = (k.as_str(), arg.as_str()) else { return };
         let Some(raw) = self.input_yaml.get(input).cloned() else { return };
@@ -373,7 +373,7 @@ impl Ctx<'_> {
 
     /// Property values of a template against the flat definitions: defaults applied, required
     /// checked, unknown names reported.
-    pub fn assign_values(&mut self, owner: &str, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> Values {
+    pub fn assign_values(&mut self, owner: &dyn std::fmt::Display, span: Span, defs: &IndexMap<String, PropertyDef>, given: &syntax::Values, what: &str, required_check: bool) -> Values {
         let mut out = Values::with_capacity_and_hasher(defs.len(), Default::default());
         for (name, def) in defs {
             if let Some((kspan, y)) = given.get(name) {
@@ -425,7 +425,8 @@ impl Ctx<'_> {
         let mut node = NodeCtx { name: name.to_string(), span, type_id, properties: Rc::default(), capabilities: Rc::default(), tpl: nt };
         let Some(tid) = type_id else { return node };
         let flat = self.reg.flat_rc(tid);
-        let owner = format!("node template `{name}`");
+        // Named in messages only: formatted when one is written.
+        let owner = format_args!("node template `{name}`");
         let is_abstract = node.tpl.directives.iter().any(|d| d.value == "select" || d.value == "substitute");
         node.properties = Rc::new(self.assign_values(&owner, span, &flat.properties, &node.tpl.properties, "property", !is_abstract));
         let _ = self.assign_values(&owner, node.tpl.type_name.span, &flat.attributes, &node.tpl.attributes, "attribute", false);
@@ -435,7 +436,7 @@ impl Ctx<'_> {
             let ctype = self.reg.lookup(TypeKind::Capability, &cdef.type_name.value);
             let defs = flat.capability_properties.get(cname).map(|d| &**d).unwrap_or(&no_defs);
             let given = node.tpl.capabilities.get(cname).map(|(_, a)| &a.properties).unwrap_or(&no_values);
-            let props = self.assign_values(&format!("{owner}, capability `{cname}`"), node.tpl.type_name.span, defs, given, "property", false);
+            let props = self.assign_values(&format_args!("{owner}, capability `{cname}`"), node.tpl.type_name.span, defs, given, "property", false);
             capabilities.insert(cname.clone(), (ctype, props));
         }
         node.capabilities = Rc::new(capabilities);

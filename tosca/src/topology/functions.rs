@@ -547,15 +547,16 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             let rel_site = Site { node: None, source: Some(i), target: r.target };
             let mut props = IndexMap::new();
             if let Some(rt) = r.relationship_type {
-                let defs = ev.ctx.reg.flat(rt).properties.clone();
-                let owner = format!("relationship of requirement `{}` of `{}`", r.name, ev.ctx.nodes[i].name);
-                let pv = ev.ctx.assign_values(&owner, r.span, &defs, &r.relationship_properties, "property", false);
+                let flat = ev.ctx.reg.flat_rc(rt);
+                let node_name = ev.ctx.nodes[i].name.clone();
+                let owner = format_args!("relationship of requirement `{}` of `{node_name}`", r.name);
+                let pv = ev.ctx.assign_values(&owner, r.span, &flat.properties, &r.relationship_properties, "property", false);
                 props = ev.render_values(pv, rel_site);
             }
             let mut interfaces = IndexMap::new();
             if let Some(rt) = &r.relationship_template {
                 if let Some((_, tpl)) = ev.ctx.rel_templates.get(rt).cloned() {
-                    interfaces = render_interfaces(&mut ev, &tpl.interfaces, rel_site);
+                    interfaces = render_interfaces(&mut ev, tpl.interfaces.iter().map(|(k, (_, i))| (k, i)), rel_site);
                 }
             }
             requirements.push(Requirement {
@@ -584,16 +585,26 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
                 continue;
             }
         }
-        let mut ifaces = flat.interfaces.clone();
-        for (k, (_, v)) in &ev.ctx.nodes[i].tpl.interfaces {
-            let merged = match ifaces.get(k) {
+        // The type's interfaces in their order, each with the template's assignments over it,
+        // then the template's own; only what the template changes is copied.
+        let tpl_ifaces = &ev.ctx.nodes[i].tpl.interfaces;
+        let mut own: Vec<(String, syntax::InterfaceDef)> = Vec::new();
+        for (k, (_, v)) in tpl_ifaces {
+            let merged = match flat.interfaces.get(k) {
                 Some(base) => crate::types::overlay_interface(base, v),
                 None => v.clone(),
             };
-            ifaces.insert(k.clone(), merged);
+            own.push((k.clone(), merged));
         }
-        let named: syntax::Named<syntax::InterfaceDef> = ifaces.into_iter().map(|(k, v)| (k, (v.span, v))).collect();
-        let interfaces = render_interfaces(&mut ev, &named, site);
+        let mut ifaces: Vec<(&String, &syntax::InterfaceDef)> = Vec::with_capacity(flat.interfaces.len() + own.len());
+        for (k, base) in &flat.interfaces {
+            ifaces.push(match own.iter().find(|(o, _)| o == k) {
+                Some((o, merged)) => (o, merged),
+                None => (k, base),
+            });
+        }
+        ifaces.extend(own.iter().filter(|(o, _)| !flat.interfaces.contains_key(o)).map(|(o, m)| (o, m)));
+        let interfaces = render_interfaces(&mut ev, ifaces, site);
         if shared && !interfaces_call_functions(&flat.interfaces) {
             iface_cache.insert(tid, interfaces.clone());
         }
@@ -616,7 +627,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             }
         }
         let defs = gt.map(|t| ev.ctx.reg.flat(t).properties.clone()).unwrap_or_default();
-        let pv = ev.ctx.assign_values(&format!("group `{name}`"), *span, &defs, &g.properties, "property", true);
+        let pv = ev.ctx.assign_values(&format_args!("group `{name}`"), *span, &defs, &g.properties, "property", true);
         let site = Site { node: None, source: None, target: None };
         let properties = ev.render_values(pv, site);
         topo.groups.insert(name.clone(), Group { type_name: gt.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| g.type_name.value.clone()), types: gt.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(), members: g.members.iter().map(|m| m.value.clone()).collect(), properties });
@@ -647,7 +658,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             }
         }
         let defs = pt.map(|t| ev.ctx.reg.flat(t).properties.clone()).unwrap_or_default();
-        let pv = ev.ctx.assign_values(&format!("policy `{name}`"), *span, &defs, &p.properties, "property", true);
+        let pv = ev.ctx.assign_values(&format_args!("policy `{name}`"), *span, &defs, &p.properties, "property", true);
         let site = Site { node: None, source: None, target: None };
         let properties = ev.render_values(pv, site);
         topo.policies.insert(name.clone(), Policy { type_name: pt.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| p.type_name.value.clone()), types: pt.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(), targets: p.targets.iter().map(|t| t.value.clone()).collect(), properties });
@@ -749,9 +760,9 @@ fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, 
     topo.nodes.insert(ev.ctx.nodes[i].name.clone(), node);
 }
 
-fn render_interfaces(ev: &mut Eval<'_, '_>, ifaces: &syntax::Named<syntax::InterfaceDef>, site: Site) -> IndexMap<String, Interface> {
+fn render_interfaces<'i>(ev: &mut Eval<'_, '_>, ifaces: impl IntoIterator<Item = (&'i String, &'i syntax::InterfaceDef)>, site: Site) -> IndexMap<String, Interface> {
     let mut out = IndexMap::new();
-    for (name, (_, i)) in ifaces {
+    for (name, i) in ifaces {
         let mut ops = IndexMap::new();
         for (op, (_, o)) in &i.operations {
             let mut inputs = IndexMap::new();

@@ -283,16 +283,10 @@ impl Value {
             Value::Integer(i) => J::from(*i),
             Value::Float(f) => float_json(*f),
             Value::String(s) => J::String(s.clone()),
-            Value::Timestamp(t) => json!({"timestamp": t.utc, "original": t.original}),
-            Value::Version(v) => json!({
-                "version": v.original, "major": v.major, "minor": v.minor, "fix": v.fix,
-                "qualifier": v.qualifier, "build": v.build,
-            }),
+            Value::Timestamp(t) => object([("timestamp", J::String(t.utc.clone())), ("original", J::String(t.original.clone()))]),
+            Value::Version(v) => version_json(v.original.clone(), v),
             Value::Range { lower, upper } => json!([lower, upper.map(J::from).unwrap_or_else(|| J::from("UNBOUNDED"))]),
-            Value::Scalar { value, unit, normalized, kind } => json!({
-                "value": number_json(*value), "unit": unit, "normalized": number_json(*normalized),
-                "base_unit": kind.base_unit(),
-            }),
+            Value::Scalar { value, unit, normalized, kind } => scalar_json(*value, unit.clone(), *normalized, *kind),
             Value::List(items) => J::Array(items.iter().map(Value::to_json).collect()),
             Value::Map(m) | Value::Complex { fields: m, .. } => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
             Value::Expr(y) => y.to_json(),
@@ -305,6 +299,9 @@ impl Value {
         use serde_json::Value as J;
         match self {
             Value::String(s) => J::String(s),
+            Value::Timestamp(t) => object([("timestamp", J::String(t.utc)), ("original", J::String(t.original))]),
+            Value::Version(mut v) => version_json(std::mem::take(&mut v.original), &v),
+            Value::Scalar { value, unit, normalized, kind } => scalar_json(value, unit, normalized, kind),
             Value::List(items) => J::Array(items.into_iter().map(Value::into_json).collect()),
             Value::Map(m) | Value::Complex { fields: m, .. } => J::Object(m.into_iter().map(|(k, v)| (k, v.into_json())).collect()),
             other => other.to_json(),
@@ -442,6 +439,33 @@ fn fmt_number(x: f64) -> String {
     } else {
         format!("{x}")
     }
+}
+
+/// A JSON object of these fields in this order, allocated once at its size (every scalar-unit
+/// and version value of a template becomes one).
+fn object<const N: usize>(fields: [(&str, serde_json::Value); N]) -> serde_json::Value {
+    let mut m = serde_json::Map::with_capacity(N);
+    for (k, v) in fields {
+        m.insert(k.to_string(), v);
+    }
+    serde_json::Value::Object(m)
+}
+
+fn version_json(original: String, v: &Version) -> serde_json::Value {
+    use serde_json::Value as J;
+    object([
+        ("version", J::String(original)),
+        ("major", J::from(v.major)),
+        ("minor", J::from(v.minor)),
+        ("fix", J::from(v.fix)),
+        ("qualifier", v.qualifier.clone().map(J::String).unwrap_or(J::Null)),
+        ("build", v.build.map(J::from).unwrap_or(J::Null)),
+    ])
+}
+
+fn scalar_json(value: f64, unit: String, normalized: f64, kind: ScalarKind) -> serde_json::Value {
+    use serde_json::Value as J;
+    object([("value", number_json(value)), ("unit", J::String(unit)), ("normalized", number_json(normalized)), ("base_unit", J::String(kind.base_unit().to_string()))])
 }
 
 fn float_json(f: f64) -> serde_json::Value {
