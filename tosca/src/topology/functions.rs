@@ -525,7 +525,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         // once no call can read them any more, instead of being copied.
         let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), if has_call(v) { ev.render(v, site) } else { J::Null })).collect();
         let flat = ev.ctx.reg.flat_rc(tid);
-        let mut capabilities = IndexMap::new();
+        let mut capabilities = IndexMap::with_capacity(ev.ctx.nodes[i].capabilities.len());
         for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone().iter() {
             let (cname, ctype) = (cname.clone(), *ctype);
             let cdef = &flat.capabilities[&cname];
@@ -542,7 +542,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             );
         }
         let scaling = scaling_of(&mut ev, i, &capabilities);
-        let mut requirements = Vec::new();
+        let mut requirements = Vec::with_capacity(reqs[i].len());
         for r in &reqs[i] {
             let rel_site = Site { node: None, source: Some(i), target: r.target };
             let mut props = IndexMap::new();

@@ -26,7 +26,7 @@ impl Ctx<'_> {
         let mut used: std::collections::HashMap<(usize, String), u64> = Default::default();
         let mut all = Vec::with_capacity(self.nodes.len());
         for i in 0..self.nodes.len() {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(self.nodes[i].tpl.requirements.len());
             let Some(tid) = self.nodes[i].type_id else {
                 all.push(out);
                 continue;
