@@ -233,7 +233,7 @@ fn main() -> ExitCode {
 /// spelling of every long option of at least three letters.
 fn terraform_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     const LONG: &[&str] = &[
-        "out", "auto-approve", "target", "replace", "refresh", "detailed-exitcode", "lock-timeout", "lock", "parallelism", "destroy", "refresh-only", "json", "state", "inputs", "input",
+        "out", "auto-approve", "target", "replace", "refresh", "detailed-exitcode", "lock-timeout", "lock", "timeout", "parallelism", "destroy", "refresh-only", "json", "state", "inputs", "input",
     ];
     args.map(|a| {
         let Some(s) = a.to_str() else { return a };

@@ -25,6 +25,10 @@ pub struct StateArgs {
     /// Do not take the state lock (dangerous when others may write the state).
     #[arg(long = "lock", global = true, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub lock: bool,
+    /// Longest time one action may take while applying: a script, a server to boot, a batch job
+    /// to finish (`30m`, `2h`; default `[apply] timeout` of rosca.toml, else 10m).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 pub struct Workspace {
@@ -32,6 +36,8 @@ pub struct Workspace {
     pub backend: Arc<dyn StateBackend>,
     pub lock_timeout: Duration,
     pub locking: bool,
+    /// `--timeout`, over `[apply] timeout`.
+    pub action_timeout: Option<Duration>,
     /// Where providers keep what they create (`.rosca/`).
     pub workdir: PathBuf,
 }
@@ -63,7 +69,8 @@ impl Workspace {
         let lock_timeout = state::parse_duration(&args.lock_timeout).map_err(|e| format!("--lock-timeout: {e}"))?;
         let workdir = config.apply.workdir.as_ref().map(|p| config.resolve(p)).unwrap_or_else(|| PathBuf::from(".rosca"));
         let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
-        Ok(Workspace { backend, lock_timeout, locking: args.lock, workdir, config })
+        let action_timeout = args.timeout.as_deref().map(state::parse_duration).transpose().map_err(|e| format!("--timeout: {e}"))?;
+        Ok(Workspace { backend, lock_timeout, locking: args.lock, action_timeout, workdir, config })
     }
 
     pub fn lock(&self, operation: &str) -> Result<Locked, String> {
@@ -411,7 +418,10 @@ pub fn run_apply(ws: &Workspace, plan: &Plan, prior: StateDoc, refreshed: &State
         parallelism,
         provider_limits: ws.config.apply.provider_limits.clone().into_iter().collect(),
         workdir: ws.workdir.clone(),
-        timeout: ws.config.apply.timeout.as_deref().map(state::parse_duration).transpose().map_err(|e| Failure::Usage(format!("rosca.toml [apply] timeout: {e}")))?.unwrap_or(Duration::from_secs(600)),
+        timeout: match ws.action_timeout {
+            Some(t) => t,
+            None => ws.config.apply.timeout.as_deref().map(state::parse_duration).transpose().map_err(|e| Failure::Usage(format!("rosca.toml [apply] timeout: {e}")))?.unwrap_or(Duration::from_secs(600)),
+        },
         progress_every: Duration::from_secs(10),
     };
     let report = rt.block_on(planner::apply(plan, &registry, writer.clone(), &opts, observer));

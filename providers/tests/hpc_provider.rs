@@ -194,7 +194,7 @@ async fn a_timeout_leaves_the_job_running_and_in_state() {
     let mut r = req("long", JOB, json!({"script": "sleep 600"}));
     r.timeout = Duration::from_millis(60);
     let e = p.create(&r).await.unwrap_err();
-    assert!(e.message.contains("still RUNNING") && e.message.contains("raise --timeout"), "{}", e.message);
+    assert!(e.message.contains("still RUNNING") && e.message.contains("--timeout"), "{}", e.message);
     assert!(e.partial.is_some());
     assert!(s.cancelled.lock().unwrap().is_empty(), "a timeout does not cancel the job");
 }

@@ -129,7 +129,7 @@ impl HpcProvider {
                     id,
                     last.as_ref(),
                     format!(
-                        "job {id} is still {state} after {} (the [apply] timeout of rosca.toml); it keeps running on {}, and the node is tainted: the next `rosca apply` cancels and re-submits it, `rosca destroy` cancels it; for jobs this long raise [apply] timeout, or set wait: false to leave the job to the scheduler",
+                        "job {id} is still {state} after {} (the timeout: --timeout, or [apply] timeout of rosca.toml); it keeps running on {}, and the node is tainted: the next `rosca apply` cancels and re-submits it, `rosca destroy` cancels it; for jobs this long raise the timeout, or set wait: false to leave the job to the scheduler",
                         humantime::format_duration(Duration::from_secs(req.timeout.as_secs()))
                     , self.site),
                 ));
