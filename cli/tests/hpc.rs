@@ -458,7 +458,9 @@ fn an_expiring_token_is_renewed_by_the_token_command() {
     let ran = unix(attr(&r, "end_time").as_str().unwrap()) - unix(attr(&r, "start_time").as_str().unwrap());
     assert!(ran >= 12, "the job outlived three 4 s tokens: {ran} s");
     let runs = std::fs::read_to_string(&counter).unwrap().lines().count();
-    assert!(runs >= 2, "the token command ran {runs} time(s)");
+    // 12 s with tokens renewed a quarter of their 4 s life early: about 5 tokens. Polling asks
+    // Slurm at least every second, so running the command for every request would be 15 or more.
+    assert!((3..=10).contains(&runs), "the token command ran {runs} time(s)");
     eprintln!("token command ran {runs} times for a 12 s job with 4 s tokens");
 }
 

@@ -40,8 +40,17 @@ pub struct Tokens {
 }
 
 /// Renew this long before a token's `exp`, so a request never arrives with a token that dies
-/// on the way.
+/// on the way; a quarter of the lifetime for shorter-lived tokens (see [`margin`]).
 const EARLY: Duration = Duration::from_secs(30);
+
+/// How long before `exp` to renew: [`EARLY`], or a quarter of the token's lifetime (`exp - iat`)
+/// when that is shorter, so a token living less than 30 s is not renewed before every request.
+fn margin(token: &str) -> Duration {
+    match (claim(token, "iat"), claim(token, "exp")) {
+        (Some(iat), Some(exp)) if exp > iat => EARLY.min(Duration::from_secs(exp - iat) / 4),
+        _ => EARLY,
+    }
+}
 
 impl Tokens {
     pub fn new(source: TokenSource) -> Tokens {
@@ -61,7 +70,7 @@ impl Tokens {
         let mut current = self.current.lock().await;
         if let Some(t) = current.as_ref() {
             let exp = expiry(t);
-            let fresh = exp.is_none_or(|exp| SystemTime::now() + EARLY < exp);
+            let fresh = exp.is_none_or(|exp| SystemTime::now() + margin(t) < exp);
             if fresh {
                 return Ok(t.clone());
             }
@@ -157,11 +166,15 @@ pub fn parse(text: &str) -> Option<String> {
 /// When a JWT expires, from its unverified `exp` claim (the scheduler verifies it; this only
 /// decides when to ask for a new one).
 pub fn expiry(token: &str) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(claim(token, "exp")?))
+}
+
+/// A numeric claim of a JWT's (unverified) payload.
+fn claim(token: &str, name: &str) -> Option<u64> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?.as_u64()?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(exp))
+    claims.get(name)?.as_u64()
 }
 
 #[cfg(test)]
@@ -204,6 +217,16 @@ mod tests {
         assert_eq!(tokens.get().await.unwrap(), fresh);
         assert_eq!(tokens.get().await.unwrap(), fresh, "a fresh token is reused");
         assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn a_short_lived_token_is_renewed_a_quarter_of_its_life_early() {
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let with = |iat: u64, exp: u64| format!("h.{}.s", e.encode(format!(r#"{{"iat":{iat},"exp":{exp}}}"#)));
+        assert_eq!(margin(&with(100, 104)), Duration::from_secs(1));
+        assert_eq!(margin(&with(100, 3700)), EARLY);
+        assert_eq!(margin(&jwt(200)), EARLY, "no iat: the fixed margin");
+        assert_eq!(margin(&with(100, 50)), EARLY, "a nonsensical lifetime: the fixed margin");
     }
 
     #[tokio::test]
