@@ -442,6 +442,31 @@ fn a_job_left_to_the_scheduler_orders_its_dependent_with_afterok() {
 }
 
 #[test]
+fn destroy_cancels_a_dependent_whose_afterok_can_never_be_satisfied() {
+    let Some(slurm) = slurm() else { return };
+    let c = Case::new("afterok-failing", &slurm);
+    let t = fixture("afterok-failing.yaml");
+    let wd = c.workdir_input();
+    c.ok(&["apply", &t, "-i", &wd, "--auto-approve"]);
+    let (a, b) = (job_id(&c.resource("first")), job_id(&c.resource("second")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slurm.job(&b)["state_reason"] != "DependencyNeverSatisfied" {
+        assert!(Instant::now() < deadline, "job {b} never showed DependencyNeverSatisfied: {:#}", slurm.job(&b));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    c.ok(&["refresh"]);
+    assert_eq!(attr(&c.resource("first"), "job_state"), "FAILED");
+    assert_eq!(attr(&c.resource("first"), "exit_code"), 3);
+    assert_eq!(attr(&c.resource("second"), "job_state"), "PENDING", "Slurm keeps it queued for ever");
+
+    let out = c.ok(&["destroy", "--auto-approve"]);
+    assert!(out.contains("2 destroyed."), "{out}");
+    assert_eq!(slurm.job(&b)["job_state"], "CANCELLED", "the never-runnable job left the queue");
+    assert_eq!(slurm.job(&a)["job_state"], "FAILED");
+    assert!(c.w.addresses().is_empty());
+}
+
+#[test]
 fn an_expiring_token_is_renewed_by_the_token_command() {
     let Some(slurm) = slurm() else { return };
     // Written before the case exists: the site names this script.

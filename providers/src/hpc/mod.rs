@@ -262,7 +262,7 @@ impl Provider for HpcProvider {
         Box::pin(async move {
             let Some(id) = job_id(prior) else { return Ok(()) };
             let Some(status) = self.scheduler.status(&id).await.map_err(|e| self.failure(e))? else { return Ok(()) };
-            if status.phase.is_terminal() {
+            if !in_queue(&status) {
                 return Ok(());
             }
             self.scheduler.cancel(&id).await.map_err(|e| self.failure(e))?;
@@ -272,7 +272,7 @@ impl Provider for HpcProvider {
             loop {
                 match self.scheduler.status(&id).await.map_err(|e| self.failure(e))? {
                     None => return Ok(()),
-                    Some(s) if s.phase.is_terminal() => return Ok(()),
+                    Some(s) if !in_queue(&s) => return Ok(()),
                     Some(s) if Instant::now() >= deadline => {
                         return Err(ProviderError::new(format!("{}: job {id} is still {} 120 s after it was cancelled; check the site", prior.address, s.state)))
                     }
@@ -283,6 +283,12 @@ impl Provider for HpcProvider {
             }
         })
     }
+}
+
+/// Whether the job still sits in the scheduler's queue. A Slurm job whose afterok dependency
+/// failed counts as failed (it can never run) but stays PENDING until cancelled.
+fn in_queue(s: &JobStatus) -> bool {
+    !s.phase.is_terminal() || (s.phase == Phase::Failed && s.state == "PENDING")
 }
 
 /// Why a finished job counts as failed, in the scheduler's words.
