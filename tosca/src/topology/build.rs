@@ -196,6 +196,11 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
         }
     }
     let requirements = ctx.resolve_requirements();
+    // The properties as written were last read by node_filter matching: their YAML is freed
+    // before the output model is built, which lowers the peak on big templates.
+    for node in &mut ctx.nodes {
+        node.tpl.properties = syntax::Values::new();
+    }
     ctx.check_cycles(&requirements);
     super::functions::finish(&mut ctx, &tt, requirements, &mut topo);
     topo

@@ -729,7 +729,7 @@ fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, 
     for (k, a) in flat.artifacts.iter().chain(ev.ctx.nodes[i].tpl.artifacts.iter().map(|(k, (_, a))| (k, a))) {
         artifacts.insert(k.clone(), Artifact { type_name: a.type_name.as_ref().map(|t| t.value.clone()), file: a.file.value.clone(), repository: a.repository.as_ref().map(|r| r.value.clone()), deploy_path: a.deploy_path.clone() });
     }
-    let attrs_given = ev.ctx.nodes[i].tpl.attributes.clone();
+    let attrs_given = std::mem::take(&mut ev.ctx.nodes[i].tpl.attributes);
     let mut attributes = IndexMap::new();
     for (k, def) in &flat.attributes {
         let y = attrs_given.get(k).map(|(_, y)| y.clone()).or(def.default.clone());
@@ -740,12 +740,15 @@ fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, 
         }
     }
     let sensitive = flat.properties.iter().filter(|(_, d)| is_sensitive(&ev.ctx.reg, d)).map(|(k, _)| k.clone()).collect();
+    // Nothing reads these parts of the template after this: moved, not copied.
+    let tpl = &mut ev.ctx.nodes[i].tpl;
+    let (description, metadata) = (tpl.description.take(), std::mem::take(&mut tpl.metadata));
     let tpl = &ev.ctx.nodes[i].tpl;
     let node = Node {
         type_name: ev.ctx.reg.get(tid).name.clone(),
         types: ev.ctx.reg.chain_names(tid),
-        description: tpl.description.clone(),
-        metadata: tpl.metadata.clone(),
+        description,
+        metadata,
         directives: tpl.directives.iter().map(|d| d.value.clone()).collect(),
         properties,
         attributes,
