@@ -165,17 +165,19 @@ struct Case<'a> {
 impl<'a> Case<'a> {
     /// A case whose site gets its token from `token` (`token_command = ...` or `token_env = ...`).
     fn with_token(name: &str, slurm: &'a Slurm, token: &str) -> Case<'a> {
+        let toml = format!(
+            "[sites.hpc]\nkind = \"slurm\"\nurl = {}\nuser = {}\n{token}\npoll_interval = \"300ms\"\npoll_max = \"1s\"\n\n[providers.types]\n\"rosca.nodes.hpc.BatchJob\" = \"hpc\"\n",
+            toml_str(&slurm.url),
+            toml_str(&slurm.user)
+        );
+        Case::with_toml(name, slurm, &toml)
+    }
+
+    fn with_toml(name: &str, slurm: &'a Slurm, toml: &str) -> Case<'a> {
         let w = Workdir::new(&format!("hpc-{name}"));
         let jobs = w.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
-        w.write(
-            "rosca.toml",
-            &format!(
-                "[sites.hpc]\nkind = \"slurm\"\nurl = {}\nuser = {}\n{token}\npoll_interval = \"300ms\"\npoll_max = \"1s\"\n\n[providers.types]\n\"rosca.nodes.hpc.BatchJob\" = \"hpc\"\n",
-                toml_str(&slurm.url),
-                toml_str(&slurm.user)
-            ),
-        );
+        w.write("rosca.toml", toml);
         Case { w, jobs, slurm }
     }
 
@@ -379,6 +381,34 @@ fn a_running_job_is_cancelled_by_destroy() {
     assert_eq!(job["job_state"], "CANCELLED", "{job:#}");
     assert!(!slurm.jobs().iter().any(|j| j["job_id"].as_u64().is_some_and(|n| n.to_string() == id) && matches!(j["job_state"].as_str(), Some("PENDING" | "RUNNING" | "COMPLETING" | "CONFIGURING"))), "job {id} left the queue");
     assert!(c.w.addresses().is_empty(), "{:#}", c.w.state());
+}
+
+#[test]
+fn slurms_own_environment_is_a_site_named_slurm() {
+    let Some(slurm) = slurm() else { return };
+    // No [sites] table: SLURMRESTD_URL, SLURM_USER_NAME and SLURM_JWT make the site `slurm`.
+    let c = Case::with_toml("env", &slurm, "[providers.types]\n\"rosca.nodes.hpc.BatchJob\" = \"slurm\"\n");
+    let t = fixture("long.yaml");
+    let wd = c.workdir_input();
+    let env = |args: &[&str]| {
+        let out = c.command(args).env("SLURMRESTD_URL", &slurm.url).env("SLURM_USER_NAME", &slurm.user).env("SLURM_JWT", &slurm.token).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "rosca {}\n{}", args.join(" "), show(&out));
+        stdout(&out)
+    };
+    let plan = env(&["plan", &t, "-i", &wd]);
+    assert!(plan.contains("node \"long\" (rosca.nodes.hpc.BatchJob, provider slurm)"), "{plan}");
+    env(&["apply", &t, "-i", &wd, "--auto-approve"]);
+    let r = c.resource("long");
+    assert_eq!(r["provider"], "slurm", "{r:#}");
+    let id = job_id(&r);
+    assert!(matches!(slurm.job(&id)["job_state"].as_str(), Some("RUNNING" | "PENDING")));
+    assert_eq!(slurm.job(&id)["user_name"], slurm.user.as_str());
+    env(&["destroy", "--auto-approve"]);
+    assert_eq!(slurm.job(&id)["job_state"], "CANCELLED");
+    // Without the variables the site does not exist: planning says so, nothing is submitted.
+    let out = c.command(&["plan", &t, "-i", &wd]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(stderr(&out).contains("`rosca.nodes.hpc.BatchJob` maps to provider `slurm`, which is not available"), "{}", show(&out));
 }
 
 #[test]
