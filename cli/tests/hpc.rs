@@ -361,6 +361,37 @@ fn a_failing_job_is_tainted_its_dependent_skipped_and_a_fix_resubmits_it() {
 }
 
 #[test]
+fn a_job_script_artifact_gets_its_arguments_and_editing_it_resubmits() {
+    let Some(slurm) = slurm() else { return };
+    let c = Case::new("artifact", &slurm);
+    let dir = c.w.path().join("tpl");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["artifact.yaml", "run.sh"] {
+        std::fs::copy(fixtures().join("cli/hpc/artifact").join(f), dir.join(f)).unwrap();
+    }
+    let t = dir.join("artifact.yaml").display().to_string();
+    let wd = c.workdir_input();
+    c.ok(&["apply", &t, "-i", &wd, "--auto-approve"]);
+    let r = c.resource("art");
+    let id = job_id(&r);
+    assert_eq!(attr(&r, "job_state"), "COMPLETED", "{r:#}");
+    let out = std::fs::read_to_string(c.jobs.join(format!("art-{id}.out"))).unwrap();
+    assert_eq!(out, "arg: two words\narg: it's\narg: $HOME\n", "arguments arrive as written, unexpanded");
+    c.expect(0, &["plan", &t, "-i", &wd, "--detailed-exitcode"]);
+
+    // The artifact's content is part of the job: editing it re-submits.
+    let script = dir.join("run.sh");
+    std::fs::write(&script, std::fs::read_to_string(&script).unwrap() + "echo edited\n").unwrap();
+    let plan = c.expect(2, &["plan", &t, "-i", &wd, "--detailed-exitcode"]);
+    assert!(stdout(&plan).contains("art must be replaced"), "{}", show(&plan));
+    c.ok(&["apply", &t, "-i", &wd, "--auto-approve"]);
+    let new_id = job_id(&c.resource("art"));
+    assert_ne!(new_id, id);
+    let out = std::fs::read_to_string(c.jobs.join(format!("art-{new_id}.out"))).unwrap();
+    assert!(out.ends_with("arg: $HOME\nedited\n"), "{out}");
+}
+
+#[test]
 fn a_running_job_is_cancelled_by_destroy() {
     let Some(slurm) = slurm() else { return };
     let c = Case::new("destroy", &slurm);
