@@ -223,10 +223,11 @@ impl Config {
         let mut out: Vec<(String, String)> = self.providers.types.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         #[cfg(feature = "hpc")]
         {
+            // A site not in [sites] is one made from the environment, named after its kind
+            // (`slurm` from SLURMRESTD_URL, `openstack` from OS_*).
             let kind_of = |name: &str| match self.sites.get(name).and_then(|t| t.get("kind")).and_then(toml::Value::as_str) {
                 Some(k) => k.to_string(),
-                // The site made from Slurm's environment.
-                None => "slurm".to_string(),
+                None => name.to_string(),
             };
             let mut names: Vec<&str> = sites.iter().map(|(n, _)| n.as_str()).collect();
             names.sort();
@@ -264,5 +265,42 @@ impl Config {
         } else {
             self.base.join(p)
         }
+    }
+}
+
+#[cfg(all(test, feature = "hpc"))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn config(text: &str) -> Config {
+        toml::from_str(text).unwrap()
+    }
+
+    fn sites(names: &[&str]) -> Vec<(String, Arc<dyn providers::Provider>)> {
+        names.iter().map(|n| (n.to_string(), Arc::new(providers::LocalProvider::with_workdir(std::env::temp_dir())) as Arc<dyn providers::Provider>)).collect()
+    }
+
+    fn target(m: &[(String, String)], ty: &str) -> Option<String> {
+        m.iter().find(|(t, _)| t == ty).map(|(_, p)| p.clone())
+    }
+
+    #[test]
+    fn job_types_go_to_a_site_of_their_kind() {
+        // Sites made from the environment are named after their kind.
+        let m = config("").type_mappings(&sites(&["openstack", "slurm"]));
+        assert_eq!(target(&m, providers::hpc::BATCH_JOB).as_deref(), Some("slurm"));
+        assert_eq!(target(&m, providers::hpc::QCG_JOB).as_deref(), Some("slurm"));
+        let c = config("[sites.a]\nkind = \"openstack\"\n[sites.hpc]\nkind = \"slurm\"\n[sites.grid]\nkind = \"qcg\"\n");
+        let m = c.type_mappings(&sites(&["a", "grid", "hpc"]));
+        assert_eq!(target(&m, providers::hpc::BATCH_JOB).as_deref(), Some("hpc"));
+        assert_eq!(target(&m, providers::hpc::QCG_JOB).as_deref(), Some("grid"));
+        // With no site, jobs name a provider that is not there, so planning says so.
+        let m = config("").type_mappings(&sites(&["openstack"]));
+        assert_eq!(target(&m, providers::hpc::BATCH_JOB).as_deref(), Some("slurm"));
+        // [providers.types] wins.
+        let m = config("[providers.types]\n\"rosca.nodes.hpc.BatchJob\" = \"grid\"\n").type_mappings(&sites(&["slurm"]));
+        assert_eq!(m.iter().filter(|(t, _)| t == providers::hpc::BATCH_JOB).count(), 1);
+        assert_eq!(target(&m, providers::hpc::BATCH_JOB).as_deref(), Some("grid"));
     }
 }
