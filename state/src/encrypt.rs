@@ -310,6 +310,26 @@ mod tests {
         assert!(b.read().unwrap_err().to_string().contains("altered"));
     }
 
+    /// An apply's changes through `StateWriter` are sealed full writes: no journal of
+    /// plaintext entries beside the sealed document, and each change readable at once.
+    #[test]
+    fn appends_are_sealed_full_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let local = Arc::new(LocalBackend::new(path.clone()));
+        let b: Arc<dyn StateBackend> = Arc::new(EncryptedBackend::new(local.clone(), vec![key(1)], false).unwrap());
+        b.write(&doc()).unwrap();
+        let writer = crate::StateWriter::new(b.clone(), b.read().unwrap().unwrap());
+        let mut r = crate::writer::tests::res("secret-node", "id-hunter2");
+        r.attributes.insert("password".into(), serde_json::json!("hunter2-secret"));
+        writer.put(r).unwrap();
+        assert!(!local.journal_path().exists(), "no plaintext journal");
+        let raw = std::fs::read_to_string(&path).unwrap();
+        assert!(!raw.contains("hunter2") && !raw.contains("secret-node"), "{raw}");
+        let again = EncryptedBackend::new(Arc::new(LocalBackend::new(path)), vec![key(1)], false).unwrap();
+        assert_eq!(again.read().unwrap().unwrap(), writer.snapshot(), "the change is readable at once");
+    }
+
     #[test]
     fn keys_are_checked_and_never_printed() {
         assert!(KeySource::from_base64("not base64!", "ROSCA_STATE_KEY").unwrap_err().contains("not base64"));

@@ -125,7 +125,7 @@ fn is_noop(doc: &StateDoc, entry: &JournalEntry) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backend::{LockError, LockInfo};
     use crate::doc::ResourceStatus;
