@@ -930,10 +930,10 @@ mod never_panics {
             any::<bool>().prop_map(YamlValue::Bool),
             any::<i64>().prop_map(YamlValue::Int),
             any::<f64>().prop_map(YamlValue::Float),
-            ".{0,12}".prop_map(YamlValue::Str),
-            "[0-9 .:TZ+-]{0,30}".prop_map(YamlValue::Str),
-            "-?[0-9]{1,25}(\\.[0-9]{0,5})? ?(B|kB|KiB|GB|gib|s|ms|d|Hz|GHz|bps|KBps|Kibps|XB)?".prop_map(YamlValue::Str),
-            "[0-9]{1,22}(\\.[0-9]{1,22}(\\.[0-9]{1,22}(\\.[a-z0-9_]{0,4}(-[0-9]{0,22})?)?)?)?".prop_map(YamlValue::Str),
+            ".{0,12}".prop_map(|s: String| YamlValue::Str(s.into())),
+            "[0-9 .:TZ+-]{0,30}".prop_map(|s: String| YamlValue::Str(s.into())),
+            "-?[0-9]{1,25}(\\.[0-9]{0,5})? ?(B|kB|KiB|GB|gib|s|ms|d|Hz|GHz|bps|KBps|Kibps|XB)?".prop_map(|s: String| YamlValue::Str(s.into())),
+            "[0-9]{1,22}(\\.[0-9]{1,22}(\\.[0-9]{1,22}(\\.[a-z0-9_]{0,4}(-[0-9]{0,22})?)?)?)?".prop_map(|s: String| YamlValue::Str(s.into())),
             Just(YamlValue::Str("UNBOUNDED".into())),
         ]
         .prop_map(move |v| Yaml::new(v, span));

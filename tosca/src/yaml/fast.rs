@@ -396,7 +396,7 @@ impl Reader<'_> {
         let span = self.span(start, end);
         match resolve_plain(s) {
             Some(v) => Yaml { value: v, span, raw: Some(s.into()) },
-            None => Yaml::new(YamlValue::Str(s.to_string()), span),
+            None => Yaml::new(YamlValue::Str(s.into()), span),
         }
     }
 
@@ -432,7 +432,7 @@ impl Reader<'_> {
         }
         out.push_str(&self.text[copied..i]);
         self.pos = i + 1;
-        Ok(Yaml::new(YamlValue::Str(out), self.span(start, self.pos)))
+        Ok(Yaml::new(YamlValue::Str(out.into()), self.span(start, self.pos)))
     }
 
     /// The escape after a backslash at `i`: the character and how many bytes it took.

@@ -24,12 +24,88 @@ pub enum YamlValue {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(YStr),
     /// Collections are shared, not copied, when a value is cloned: the syntax tree, the
     /// registry and the topology builder keep many values of the document they read.
     Seq(Arc<[Yaml]>),
     /// Entries in document order. Duplicate keys are rejected by the parser.
     Map(Arc<[(Yaml, Yaml)]>),
+}
+
+/// The text of a string scalar. Most scalars of a template are short (keys, names, values like
+/// `https`): those are stored inline instead of in an allocation of their own each.
+#[derive(Clone)]
+pub struct YStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+const INLINE: usize = 22;
+
+impl YStr {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always whole UTF-8 text (see `From<&str>`), so this never falls back.
+            Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for YStr {
+    fn from(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            YStr(Repr::Inline { len: s.len() as u8, bytes })
+        } else {
+            YStr(Repr::Heap(s.into()))
+        }
+    }
+}
+
+impl From<String> for YStr {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE {
+            YStr::from(s.as_str())
+        } else {
+            YStr(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl std::ops::Deref for YStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for YStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<str> for YStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl std::fmt::Debug for YStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for YStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Yaml {
@@ -39,7 +115,7 @@ impl Yaml {
 
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
-            YamlValue::Str(s) => Some(s),
+            YamlValue::Str(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -92,7 +168,7 @@ impl Yaml {
             return Some(r.to_string());
         }
         Some(match &self.value {
-            YamlValue::Str(s) => s.clone(),
+            YamlValue::Str(s) => s.to_string(),
             YamlValue::Null => "null".into(),
             YamlValue::Bool(b) => b.to_string(),
             YamlValue::Int(i) => i.to_string(),
@@ -109,7 +185,7 @@ impl Yaml {
             YamlValue::Bool(b) => J::Bool(*b),
             YamlValue::Int(i) => J::from(*i),
             YamlValue::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
-            YamlValue::Str(s) => J::String(s.clone()),
+            YamlValue::Str(s) => J::String(s.to_string()),
             YamlValue::Seq(items) => J::Array(items.iter().map(Yaml::to_json).collect()),
             YamlValue::Map(entries) => J::Object(
                 entries
@@ -471,7 +547,7 @@ impl Builder<'_> {
         Ok(match typed {
             Some(v) => Yaml { value: v, span, raw: Some(value.as_ref().into()) },
             // Escaped or folded scalars arrive owned: no second copy.
-            None => Yaml::new(YamlValue::Str(value.into_owned()), span),
+            None => Yaml::new(YamlValue::Str(value.into_owned().into()), span),
         })
     }
 }
@@ -495,7 +571,7 @@ enum KeyRef<'a> {
 impl<'a> KeyRef<'a> {
     fn of(k: &'a Yaml) -> Option<KeyRef<'a>> {
         Some(match &k.value {
-            YamlValue::Str(s) => KeyRef::Str(std::borrow::Cow::Borrowed(s)),
+            YamlValue::Str(s) => KeyRef::Str(std::borrow::Cow::Borrowed(s.as_str())),
             YamlValue::Int(i) => KeyRef::Int(*i),
             YamlValue::Float(f) => KeyRef::Float(f.to_bits()),
             YamlValue::Bool(b) => KeyRef::Bool(*b),
