@@ -514,16 +514,24 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         }
     }
     let mut ev = Eval { ctx, reqs: &reqs, hosts, host_dangling };
+    // The rendered value of each node property that calls a function, in node then property order.
+    let mut rendered_calls: Vec<J> = Vec::new();
     let mut iface_cache: std::collections::HashMap<crate::types::TypeId, IndexMap<String, Interface>> = Default::default();
     // `i` indexes nodes, requirements and hosts alike.
     #[allow(clippy::needless_range_loop)]
     for i in 0..n {
         let site = Site { node: Some(i), source: None, target: None };
         let Some(tid) = ev.ctx.nodes[i].type_id else { continue };
+        // Only calls are rendered here: the node's property map is assembled by
+        // `move_properties` once no call can read the values any more, moving them (and their
+        // names) instead of copying.
         let props = ev.ctx.nodes[i].properties.clone();
-        // Values without calls stay null here and are moved in by `move_plain_properties`
-        // once no call can read them any more, instead of being copied.
-        let properties: IndexMap<String, J> = props.iter().map(|(k, v)| (k.clone(), if has_call(v) { ev.render(v, site) } else { J::Null })).collect();
+        for v in props.values().filter(|v| has_call(v)) {
+            let j = ev.render(v, site);
+            rendered_calls.push(j);
+        }
+        drop(props);
+        let properties = IndexMap::new();
         let flat = ev.ctx.reg.flat_rc(tid);
         let mut capabilities = IndexMap::with_capacity(ev.ctx.nodes[i].capabilities.len());
         for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone().iter() {
@@ -683,22 +691,25 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
     for (name, (_, w)) in &tt.workflows {
         topo.workflows.insert(name.clone(), workflow(&mut ev, name, w, tt));
     }
-    move_plain_properties(ev.ctx, topo);
+    move_properties(ev.ctx, rendered_calls, topo);
 }
 
-/// The last step of [`finish`]: node property values without calls move from the builder into
-/// the output model (where they were left null), now that no call reads them.
-fn move_plain_properties(ctx: &mut Ctx<'_>, topo: &mut Topology) {
+/// The last step of [`finish`]: each node's property map, from the builder's values (moved, now
+/// that no call reads them) and the rendered calls (`rendered`, in the order [`finish`] made them).
+fn move_properties(ctx: &mut Ctx<'_>, rendered: Vec<J>, topo: &mut Topology) {
+    let mut rendered = rendered.into_iter();
     for node in &mut ctx.nodes {
-        let Some(out) = topo.nodes.get_mut(&node.name) else { continue };
+        if node.type_id.is_none() {
+            continue;
+        }
         let values = Rc::try_unwrap(std::mem::take(&mut node.properties)).unwrap_or_else(|shared| (*shared).clone());
+        let mut properties = IndexMap::with_capacity(values.len());
         for (k, v) in values {
-            if has_call(&v) {
-                continue;
-            }
-            if let Some(slot) = out.properties.get_mut(&k) {
-                *slot = Rc::try_unwrap(v).map(PV::into_json).unwrap_or_else(|shared| plain_json(&shared));
-            }
+            let j = if has_call(&v) { rendered.next().unwrap_or(J::Null) } else { Rc::try_unwrap(v).map(PV::into_json).unwrap_or_else(|shared| plain_json(&shared)) };
+            properties.insert(k, j);
+        }
+        if let Some(out) = topo.nodes.get_mut(&node.name) {
+            out.properties = properties;
         }
     }
 }
