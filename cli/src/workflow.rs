@@ -280,7 +280,7 @@ pub async fn refresh(prior: &StateDoc, registry: &Registry, parallelism: usize) 
             }
             Ok(Some(realized)) => {
                 // Most resources have not changed: compare before copying anything.
-                if realized.observed.is_none() && realized.attributes.iter().all(|(k, v)| r.attributes.get(k) == Some(v)) {
+                if realized.observed.is_none() && realized.tainted.is_none() && realized.attributes.iter().all(|(k, v)| r.attributes.get(k) == Some(v)) {
                     continue;
                 }
                 let mut updated = r.clone();
@@ -291,7 +291,11 @@ pub async fn refresh(prior: &StateDoc, registry: &Registry, parallelism: usize) 
                     overlay(&mut updated.config, observed);
                     updated.private = realized.private;
                 }
-                if updated.attributes != r.attributes || updated.config != r.config {
+                if let Some(reason) = &realized.tainted {
+                    updated.status = state::ResourceStatus::Tainted;
+                    warnings.push(format!("{}: {reason}; it is tainted and will be replaced", r.address));
+                }
+                if updated.attributes != r.attributes || updated.config != r.config || updated.status != r.status {
                     let side = |res: &state::ResourceState| {
                         let mut m = res.attributes.clone();
                         if updated.config != r.config {

@@ -503,6 +503,40 @@ fn a_job_left_to_the_scheduler_orders_its_dependent_with_afterok() {
 }
 
 #[test]
+fn a_job_left_to_the_scheduler_that_fails_later_is_tainted_by_refresh_and_resubmitted() {
+    let Some(slurm) = slurm() else { return };
+    let c = Case::new("fails-later", &slurm);
+    let t = fixture("fails-later.yaml");
+    let wd = c.workdir_input();
+    c.ok(&["apply", &t, "-i", &wd, "-i", "code=3", "--auto-approve"]);
+    let first = job_id(&c.resource("later"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slurm.job(&first)["job_state"] != "FAILED" {
+        assert!(Instant::now() < deadline, "job {first} never failed: {:#}", slurm.job(&first));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The same template: nothing changed in it, but the job failed, so it is planned again.
+    let out = c.expect(2, &["plan", &t, "-i", &wd, "-i", "code=3", "--detailed-exitcode"]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(err.contains(&format!("job {first} ended FAILED with exit code 3")) && err.contains("tainted"), "{err}");
+    assert!(text.contains("tainted") && text.contains("1 to add, 0 to change, 1 to destroy"), "{text}");
+    assert_eq!(c.w.resource("later").map(|r| r["status"].clone()), Some(Value::String("created".into())), "plan does not write the state");
+
+    // The fixed job replaces it and completes; then nothing is left to do.
+    c.ok(&["apply", &t, "-i", &wd, "-i", "code=0", "--auto-approve"]);
+    let second = job_id(&c.resource("later"));
+    assert_ne!(second, first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slurm.job(&second)["job_state"] != "COMPLETED" {
+        assert!(Instant::now() < deadline, "job {second} never completed: {:#}", slurm.job(&second));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    c.expect(0, &["plan", &t, "-i", &wd, "-i", "code=0", "--detailed-exitcode"]);
+    c.ok(&["refresh"]);
+    assert_eq!(attr(&c.resource("later"), "job_state"), "COMPLETED");
+}
+
+#[test]
 fn destroy_cancels_a_dependent_whose_afterok_can_never_be_satisfied() {
     let Some(slurm) = slurm() else { return };
     let c = Case::new("afterok-failing", &slurm);

@@ -181,6 +181,10 @@ pub struct Realized {
     /// server resized outside Rosca): a partial config (`{"capabilities": {"host": {...}}}`)
     /// that refresh writes over the prior config, so the next plan shows and undoes the drift.
     pub observed: Option<Value>,
+    /// Set by `read` when the resource exists but is broken in a way only a replacement fixes
+    /// (a batch job left to the scheduler that failed after Rosca stopped waiting): refresh
+    /// marks it tainted, with this reason, so the next plan replaces it.
+    pub tainted: Option<String>,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]

@@ -214,6 +214,23 @@ async fn delete_cancels_a_running_job_and_leaves_a_finished_one_alone() {
 }
 
 #[tokio::test]
+async fn a_job_left_to_the_scheduler_that_failed_reads_as_tainted() {
+    let s = Scripted::with(vec![("PENDING", Phase::Queued, None)]);
+    let p = HpcProvider::new("hpc", s.clone(), fast());
+    let r = req("later", JOB, json!({"script": "exit 3", "wait": false}));
+    let queued = p.create(&r).await.unwrap();
+    assert_eq!(p.read(&state_of(&r, &queued)).await.unwrap().unwrap().tainted, None, "still queued");
+    *s.script.lock().unwrap() = vec![("FAILED", Phase::Failed, Some(3))];
+    let read = p.read(&state_of(&r, &queued)).await.unwrap().unwrap();
+    assert!(read.tainted.as_deref().is_some_and(|t| t.contains("ended FAILED with exit code 3")), "{read:?}");
+    // A job Rosca waited for and saw succeed is never tainted by a read.
+    let waited = req("sim", JOB, json!({"script": "true"}));
+    *s.script.lock().unwrap() = vec![("COMPLETED", Phase::Succeeded, Some(0))];
+    let done = p.create(&waited).await.unwrap();
+    assert_eq!(p.read(&state_of(&waited, &done)).await.unwrap().unwrap().tainted, None);
+}
+
+#[tokio::test]
 async fn a_purged_job_keeps_its_last_recorded_state() {
     let s = Scripted::with(vec![("COMPLETED", Phase::Succeeded, Some(0))]);
     let p = HpcProvider::new("hpc", s.clone(), fast());

@@ -74,7 +74,7 @@ fn realized(req: &ApplyRequest) -> Realized {
     let mut attributes = Map::new();
     attributes.insert("private_address".into(), json!(format!("10.0.0.{}", req.address.len())));
     attributes.insert("seen_config".into(), req.config.clone());
-    Realized { id: format!("fake-{}", req.address), attributes, outputs: Default::default(), private: Value::Null, observed: None }
+    Realized { id: format!("fake-{}", req.address), attributes, outputs: Default::default(), private: Value::Null, observed: None, tainted: None }
 }
 
 impl Provider for Fake {
@@ -95,7 +95,7 @@ impl Provider for Fake {
     }
     fn read<'a>(&'a self, prior: &'a ResourceState) -> BoxFuture<'a, Result<Option<Realized>, ProviderError>> {
         Box::pin(async move {
-            Ok(Some(Realized { id: prior.id.clone().unwrap_or_default(), attributes: prior.attributes.clone(), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None }))
+            Ok(Some(Realized { id: prior.id.clone().unwrap_or_default(), attributes: prior.attributes.clone(), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None, tainted: None }))
         })
     }
     fn delete<'a>(&'a self, prior: &'a ResourceState) -> BoxFuture<'a, Result<(), ProviderError>> {

@@ -97,7 +97,7 @@ impl HpcProvider {
             attributes: attributes(req_node, status),
             outputs: Default::default(),
             private: json!({"kind": "hpc-job", "scheduler": self.scheduler.kind(), "endpoint": self.scheduler.endpoint(), "job_id": status.id, "status": status}),
-            observed: None,
+            observed: None, tainted: None,
         }
     }
 
@@ -251,9 +251,17 @@ impl Provider for HpcProvider {
         Box::pin(async move {
             let Some(id) = job_id(prior) else { return Ok(None) };
             match self.scheduler.status(&id).await.map_err(|e| self.failure(e))? {
-                Some(s) => Ok(Some(self.realized(&prior.node, &s))),
+                Some(s) => {
+                    let mut r = self.realized(&prior.node, &s);
+                    // A job left to the scheduler (`wait: false`) that did not succeed was
+                    // never seen failing by an apply: taint it so the next plan re-submits it.
+                    if s.phase.is_terminal() && s.phase != Phase::Succeeded && !spec::waits(&prior.config) {
+                        r.tainted = Some(ended(&s));
+                    }
+                    Ok(Some(r))
+                }
                 // Purged by the controller (MinJobAge): what was recorded stays true.
-                None => Ok(Some(Realized { id, attributes: prior.attributes.clone(), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None })),
+                None => Ok(Some(Realized { id, attributes: prior.attributes.clone(), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None, tainted: None })),
             }
         })
     }

@@ -204,7 +204,7 @@ fn base_attributes(attrs: &mut Map<String, Value>, id: &str, node: &str) {
 /// The fast path: no process, no file.
 fn null_realized(req: &ApplyRequest, id: String, mut attributes: Map<String, Value>) -> Realized {
     base_attributes(&mut attributes, &id, &req.node);
-    Realized { id, attributes, outputs: BTreeMap::new(), private: json!({"kind": "null"}), observed: None }
+    Realized { id, attributes, outputs: BTreeMap::new(), private: json!({"kind": "null"}), observed: None, tainted: None }
 }
 
 fn err(message: String) -> ProviderError {
@@ -517,7 +517,7 @@ impl Lifecycle<'_> {
             id: self.id,
             attributes: self.attributes,
             outputs: self.outputs,
-            observed: None,
+            observed: None, tainted: None,
             private: serde_json::to_value(private).unwrap_or(Value::Null),
         }
     }
@@ -638,7 +638,7 @@ fn read(prior: &ResourceState) -> Result<Option<Realized>, ProviderError> {
         id,
         attributes: prior.attributes.clone(),
         outputs: prior.outputs.clone(),
-        observed: None,
+        observed: None, tainted: None,
         private: prior.private.clone(),
     };
     let exists = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.is_dir());

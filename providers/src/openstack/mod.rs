@@ -208,7 +208,7 @@ impl Provider for OpenStackProvider {
                     attributes: prior.attributes.clone(),
                     outputs: prior.outputs.clone(),
                     private: prior.private.clone(),
-                    observed: None,
+                    observed: None, tainted: None,
                 }),
             }
         })

@@ -184,7 +184,7 @@ pub async fn create_network(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realize
     if let Some(want) = existing {
         let net = find_network(ctx, &want, "network_id / network_name").await.map_err(f)?;
         let p = NetworkPrivate { kind: "network".into(), subnet: None, adopted: true };
-        return Ok(Realized { id: id_of(&net).unwrap_or_default(), attributes: network_attributes(&req.node, &net), outputs: BTreeMap::new(), private: private_value(&p), observed: None });
+        return Ok(Realized { id: id_of(&net).unwrap_or_default(), attributes: network_attributes(&req.node, &net), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None });
     }
     let name = prop_str(req, "network_name").unwrap_or_else(|| cloud_name(&req.address));
     let v = request(ctx.api, &Call::post(Service::Network, "networks", json!({"network": {"name": name, "admin_state_up": true}}))).await.map_err(f)?;
@@ -208,12 +208,12 @@ pub async fn create_network(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realize
         match request(ctx.api, &Call::post(Service::Network, "subnets", json!({ "subnet": subnet }))).await {
             Ok(v) => p.subnet = v.pointer("/subnet/id").and_then(Value::as_str).map(str::to_string),
             Err(e) => {
-                let partial = Realized { id: id.clone(), attributes: network_attributes(&req.node, &net), outputs: BTreeMap::new(), private: private_value(&p), observed: None };
+                let partial = Realized { id: id.clone(), attributes: network_attributes(&req.node, &net), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None };
                 return Err(ProviderError { partial: Some(Box::new(partial)), ..fail(ctx.site, e) });
             }
         }
     }
-    Ok(Realized { id, attributes: network_attributes(&req.node, &net), outputs: BTreeMap::new(), private: private_value(&p), observed: None })
+    Ok(Realized { id, attributes: network_attributes(&req.node, &net), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None })
 }
 
 pub async fn read_network(ctx: &Ctx<'_>, prior: &ResourceState) -> Result<Option<Realized>, ProviderError> {
@@ -224,7 +224,7 @@ pub async fn read_network(ctx: &Ctx<'_>, prior: &ResourceState) -> Result<Option
             attributes: network_attributes(&prior.node, &v["network"]),
             outputs: prior.outputs.clone(),
             private: prior.private.clone(),
-            observed: None,
+            observed: None, tainted: None,
         })),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(fail(ctx.site, e)),
@@ -278,19 +278,19 @@ pub async fn create_port(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, 
     if let Some(server) = server {
         let body = json!({"interfaceAttachment": {"port_id": id}});
         if let Err(e) = request(ctx.api, &Call::post(Service::Compute, format!("servers/{server}/os-interface"), body)).await {
-            let partial = Realized { id: id.clone(), attributes: port_attributes(&req.node, &port), outputs: BTreeMap::new(), private: private_value(&p), observed: None };
+            let partial = Realized { id: id.clone(), attributes: port_attributes(&req.node, &port), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None };
             return Err(ProviderError { partial: Some(Box::new(partial)), ..fail(ctx.site, e) });
         }
         p.server = Some(server);
     }
     let now = request(ctx.api, &Call::get(Service::Network, format!("ports/{id}"))).await.map(|v| v["port"].clone()).unwrap_or(port);
-    Ok(Realized { id, attributes: port_attributes(&req.node, &now), outputs: BTreeMap::new(), private: private_value(&p), observed: None })
+    Ok(Realized { id, attributes: port_attributes(&req.node, &now), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None })
 }
 
 pub async fn read_port(ctx: &Ctx<'_>, prior: &ResourceState) -> Result<Option<Realized>, ProviderError> {
     let Some(id) = prior.id.clone() else { return Ok(None) };
     match request(ctx.api, &Call::get(Service::Network, format!("ports/{id}"))).await {
-        Ok(v) => Ok(Some(Realized { id, attributes: port_attributes(&prior.node, &v["port"]), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None })),
+        Ok(v) => Ok(Some(Realized { id, attributes: port_attributes(&prior.node, &v["port"]), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None, tainted: None })),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(fail(ctx.site, e)),
     }

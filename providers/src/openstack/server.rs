@@ -106,7 +106,7 @@ fn public_key(config: &Value) -> Option<String> {
 }
 
 fn to_realized(p: &ServerPrivate, id: &str, attributes: Map<String, Value>) -> Realized {
-    Realized { id: id.to_string(), attributes, outputs: BTreeMap::new(), private: private_value(p), observed: None }
+    Realized { id: id.to_string(), attributes, outputs: BTreeMap::new(), private: private_value(p), observed: None, tainted: None }
 }
 
 /// Undoes what was made before the server existed (its POST failed for good).
@@ -389,7 +389,7 @@ pub async fn update(ctx: &Ctx<'_>, prior: &ResourceState, req: &ApplyRequest) ->
         attributes: attributes(req.types.iter().any(|t| t == INDIGO_COMPUTE), &req.node, &server, p.floating_address.as_deref()),
         outputs: prior.outputs.clone(),
         private: private_value(&p),
-        observed: None,
+        observed: None, tainted: None,
     })
 }
 

@@ -62,7 +62,7 @@ pub async fn create(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, Provi
     if let Some(id) = existing {
         let v = wait_ready(ctx, id, &format!("volume {id} (volume_id)")).await?;
         let p = VolumePrivate { kind: "volume".into(), name: v.get("name").and_then(Value::as_str).unwrap_or_default().into(), adopted: true };
-        return Ok(Realized { id: id.to_string(), attributes: attributes(&req.node, &v), outputs: BTreeMap::new(), private: private_value(&p), observed: None });
+        return Ok(Realized { id: id.to_string(), attributes: attributes(&req.node, &v), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None });
     }
     let name = cloud_name(&req.address);
     let mut body = json!({"name": name, "size": size_gb(&req.config), "metadata": {"rosca_address": req.address}});
@@ -73,10 +73,10 @@ pub async fn create(ctx: &Ctx<'_>, req: &ApplyRequest) -> Result<Realized, Provi
     let id = v.pointer("/volume/id").and_then(Value::as_str).unwrap_or_default().to_string();
     let p = VolumePrivate { kind: "volume".into(), name: name.clone(), adopted: false };
     let ready = wait_ready(ctx, &id, &format!("volume {name} ({id})")).await.map_err(|e| ProviderError {
-        partial: Some(Box::new(Realized { id: id.clone(), attributes: attributes(&req.node, &v["volume"]), outputs: BTreeMap::new(), private: private_value(&p), observed: None })),
+        partial: Some(Box::new(Realized { id: id.clone(), attributes: attributes(&req.node, &v["volume"]), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None })),
         ..e
     })?;
-    Ok(Realized { id, attributes: attributes(&req.node, &ready), outputs: BTreeMap::new(), private: private_value(&p), observed: None })
+    Ok(Realized { id, attributes: attributes(&req.node, &ready), outputs: BTreeMap::new(), private: private_value(&p), observed: None, tainted: None })
 }
 
 pub async fn update(ctx: &Ctx<'_>, prior: &ResourceState, req: &ApplyRequest) -> Result<Realized, ProviderError> {
@@ -96,14 +96,14 @@ pub async fn update(ctx: &Ctx<'_>, prior: &ResourceState, req: &ApplyRequest) ->
             .map_err(|e| fail(ctx.site, e))?;
     }
     let after = wait_ready(ctx, &id, &format!("extending volume {id} to {want} GB")).await?;
-    Ok(Realized { id, attributes: attributes(&req.node, &after), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None })
+    Ok(Realized { id, attributes: attributes(&req.node, &after), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None, tainted: None })
 }
 
 pub async fn read(ctx: &Ctx<'_>, prior: &ResourceState) -> Result<Option<Realized>, ProviderError> {
     let Some(id) = prior.id.clone() else { return Ok(None) };
     match request(ctx.api, &Call::get(Service::BlockStorage, format!("volumes/{id}"))).await {
         Ok(v) if v.pointer("/volume/status").and_then(Value::as_str) == Some("deleting") => Ok(None),
-        Ok(v) => Ok(Some(Realized { id, attributes: attributes(&prior.node, &v["volume"]), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None })),
+        Ok(v) => Ok(Some(Realized { id, attributes: attributes(&prior.node, &v["volume"]), outputs: prior.outputs.clone(), private: prior.private.clone(), observed: None, tainted: None })),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(fail(ctx.site, e)),
     }
