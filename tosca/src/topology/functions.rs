@@ -595,12 +595,22 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         }
         // The type's interfaces in their order, each with the template's assignments over it,
         // then the template's own; only what the template changes is copied.
-        let tpl_ifaces = &ev.ctx.nodes[i].tpl.interfaces;
-        let mut own: Vec<(String, syntax::InterfaceDef)> = Vec::new();
-        for (k, (_, v)) in tpl_ifaces {
+        // Later calls of other nodes only ask which interfaces and operations this node has:
+        // the assignments (inputs, implementations) are moved out, the names stay.
+        let tpl_ifaces = &mut ev.ctx.nodes[i].tpl.interfaces;
+        let mut own: Vec<(String, syntax::InterfaceDef)> = Vec::with_capacity(tpl_ifaces.len());
+        for (k, (_, v)) in tpl_ifaces.iter_mut() {
+            let assigned = syntax::InterfaceDef {
+                type_name: v.type_name.clone(),
+                description: v.description.take(),
+                inputs: std::mem::take(&mut v.inputs),
+                operations: v.operations.iter_mut().map(|(op, (span, def))| (op.clone(), (*span, std::mem::take(def)))).collect(),
+                notifications: std::mem::take(&mut v.notifications),
+                span: v.span,
+            };
             let merged = match flat.interfaces.get(k) {
-                Some(base) => crate::types::overlay_interface(base, v),
-                None => v.clone(),
+                Some(base) => crate::types::overlay_interface_owned(base, assigned),
+                None => assigned,
             };
             own.push((k.clone(), merged));
         }

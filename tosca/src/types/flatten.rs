@@ -217,16 +217,20 @@ fn merge_interface(reg: &Registry, parent: &InterfaceDef, child: &InterfaceDef, 
 /// `child` over `parent`: the interface a derived type (or a node template's assignment) ends up
 /// with. Operations keep the parent's implementation and inputs unless the child gives its own.
 pub fn overlay_interface(parent: &InterfaceDef, child: &InterfaceDef) -> InterfaceDef {
+    overlay_interface_owned(parent, child.clone())
+}
+
+/// [`overlay_interface`] of a `child` that is not needed afterwards: its parts are moved.
+pub fn overlay_interface_owned(parent: &InterfaceDef, child: InterfaceDef) -> InterfaceDef {
     let mut merged = parent.clone();
-    if let Some(t) = &child.type_name {
-        merged.type_name = Some(t.clone());
+    if let Some(t) = child.type_name {
+        merged.type_name = Some(t);
     }
-    for (k, v) in &child.inputs {
-        merged.inputs.insert(k.clone(), v.clone());
+    for (k, v) in child.inputs {
+        merged.inputs.insert(k, v);
     }
-    for (op, (span, def)) in &child.operations {
-        let mut def = def.clone();
-        if let Some((_, pdef)) = merged.operations.get(op) {
+    for (op, (span, mut def)) in child.operations {
+        if let Some((_, pdef)) = merged.operations.get(&op) {
             if def.implementation.is_none() {
                 def.implementation = pdef.implementation.clone();
             }
@@ -234,10 +238,10 @@ pub fn overlay_interface(parent: &InterfaceDef, child: &InterfaceDef) -> Interfa
                 def.inputs.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        merged.operations.insert(op.clone(), (*span, def));
+        merged.operations.insert(op, (span, def));
     }
     if child.description.is_some() {
-        merged.description = child.description.clone();
+        merged.description = child.description;
     }
     merged.span = child.span;
     merged

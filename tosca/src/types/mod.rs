@@ -7,7 +7,7 @@
 mod flatten;
 mod normative;
 
-pub use flatten::{overlay_interface, FlatType};
+pub use flatten::{overlay_interface, overlay_interface_owned, FlatType};
 pub use normative::{non_normative_source, normative_source, rosca_source};
 
 use crate::diag::{codes, did_you_mean, Diagnostic, Diagnostics};
