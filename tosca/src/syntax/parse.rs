@@ -64,6 +64,11 @@ impl Parser<'_> {
         let Some(entries) = self.map(y, what) else { return Vec::new() };
         let mut out = Vec::with_capacity(entries.len());
         for (k, v) in entries {
+            // The usual case, a known string key, is decided without copying the key.
+            if let Some(name) = k.as_str().filter(|n| known.contains(n)) {
+                out.push((name, k.span, v));
+                continue;
+            }
             let Some(key) = self.key(k, what) else { continue };
             if known.contains(&key.value.as_str()) {
                 out.push((k.as_str().unwrap_or(""), k.span, v));
@@ -570,7 +575,14 @@ impl Parser<'_> {
     }
 
     fn values(&mut self, y: &Yaml, what: &str) -> Values {
-        self.named(y, what, |_, _, s, v| Some((s, v.clone()))).into_iter().map(|(k, (_, v))| (k, v)).collect()
+        // `named` without its (span, value) pairs around the (span, value) pairs: one map.
+        let entries = self.map(y, what).unwrap_or(&[]);
+        let mut out = Values::with_capacity_and_hasher(entries.len(), Default::default());
+        for (k, v) in entries {
+            let Some(name) = self.key(k, what) else { continue };
+            out.insert(name.value, (k.span, v.clone()));
+        }
+        out
     }
 
     /// Trigger definitions (policy types and policies): named mappings with the keys of the
