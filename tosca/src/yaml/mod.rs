@@ -55,6 +55,17 @@ impl YStr {
     }
 }
 
+impl YStr {
+    /// The text's bytes, without the UTF-8 check `as_str` makes: enough to compare and hash
+    /// (duplicate keys are found by comparing every key of a mapping).
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(s) => s.as_bytes(),
+        }
+    }
+}
+
 impl From<&str> for YStr {
     fn from(s: &str) -> Self {
         if s.len() <= INLINE {
@@ -154,7 +165,7 @@ impl Yaml {
 
     /// Value of `key` in a mapping whose keys are strings.
     pub fn get(&self, key: &str) -> Option<&Yaml> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.as_map()?.iter().find(|(k, _)| matches!(&k.value, YamlValue::Str(s) if s.as_bytes() == key.as_bytes())).map(|(_, v)| v)
     }
 
     /// Human name of the YAML kind, for messages ("a mapping", "a string", ...).
@@ -561,7 +572,7 @@ impl YamlValue {
 /// How a key is compared for duplicates: its kind and value (1 and "1" are different keys).
 #[derive(PartialEq, Eq, Hash, Clone)]
 enum KeyRef<'a> {
-    Str(std::borrow::Cow<'a, str>),
+    Str(std::borrow::Cow<'a, [u8]>),
     Int(i64),
     Float(u64),
     Bool(bool),
@@ -571,7 +582,7 @@ enum KeyRef<'a> {
 impl<'a> KeyRef<'a> {
     fn of(k: &'a Yaml) -> Option<KeyRef<'a>> {
         Some(match &k.value {
-            YamlValue::Str(s) => KeyRef::Str(std::borrow::Cow::Borrowed(s.as_str())),
+            YamlValue::Str(s) => KeyRef::Str(std::borrow::Cow::Borrowed(s.as_bytes())),
             YamlValue::Int(i) => KeyRef::Int(*i),
             YamlValue::Float(f) => KeyRef::Float(f.to_bits()),
             YamlValue::Bool(b) => KeyRef::Bool(*b),
@@ -583,7 +594,7 @@ impl<'a> KeyRef<'a> {
     /// An owned copy, so the key can outlive the entry it was read from.
     fn to_owned_key(&self) -> KeyRef<'static> {
         match self {
-            KeyRef::Str(s) => KeyRef::Str(std::borrow::Cow::Owned(s.to_string())),
+            KeyRef::Str(s) => KeyRef::Str(std::borrow::Cow::Owned(s.to_vec())),
             KeyRef::Int(i) => KeyRef::Int(*i),
             KeyRef::Float(f) => KeyRef::Float(*f),
             KeyRef::Bool(b) => KeyRef::Bool(*b),
