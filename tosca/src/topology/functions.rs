@@ -325,6 +325,13 @@ impl Eval<'_, '_> {
                 let mut s = String::new();
                 let mut known = true;
                 for a in args {
+                    // A string literal is its own text: no JSON of it to build first.
+                    if let Arg::Lit(y) = a {
+                        if let Some(lit) = y.as_str() {
+                            s.push_str(lit);
+                            continue;
+                        }
+                    }
                     match self.arg(a, site, depth, report) {
                         Some(v) => s.push_str(&text(&v)),
                         None => known = false,

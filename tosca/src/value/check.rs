@@ -429,9 +429,13 @@ impl<'t> Checker<'t> {
         let Some(entries) = y.as_map() else {
             return self.mismatch(y, &format!("a value of data type {} (a mapping)", info.name), path, depth, diags);
         };
-        let mut given: Vec<(String, &Yaml)> = Vec::with_capacity(entries.len());
+        // Field names are borrowed: this runs for every value of a complex type.
+        let mut given: Vec<(std::borrow::Cow<'_, str>, &Yaml)> = Vec::with_capacity(entries.len());
         for (k, v) in entries {
-            let name = key_text(k).unwrap_or_else(|| k.to_json().to_string());
+            let name = match k.as_str() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(key_text(k).unwrap_or_else(|| k.to_json().to_string())),
+            };
             if info.properties.iter().any(|(n, _)| *n == name) {
                 given.push((name, v));
             } else {
