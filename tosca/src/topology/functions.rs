@@ -794,9 +794,9 @@ fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, 
 fn render_interfaces<'i>(ev: &mut Eval<'_, '_>, ifaces: impl IntoIterator<Item = (&'i String, &'i syntax::InterfaceDef)>, site: Site) -> IndexMap<String, Interface> {
     let mut out = IndexMap::new();
     for (name, i) in ifaces {
-        let mut ops = IndexMap::new();
+        let mut ops = IndexMap::with_capacity(i.operations.len());
         for (op, (_, o)) in &i.operations {
-            let mut inputs = IndexMap::new();
+            let mut inputs = IndexMap::with_capacity(i.inputs.len() + o.inputs.len());
             for (k, (_, y)) in i.inputs.iter().chain(o.inputs.iter()) {
                 // Type-level inputs are definitions ({type: ..., default: ...}); template-level are values.
                 let y = match y.get("type").and(y.get("default").or(y.get("value"))) {
