@@ -112,29 +112,9 @@ fi
 rm -f "$STATE/.stamp"
 
 # ---- packages -----------------------------------------------------------------------------------
-apt_install() {
-  local p missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get (Debian bookworm needed)"
-  log "installing: ${missing[*]} (several minutes the first time)"
-  local made_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then   # no init system: postinst must not start daemons
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  # openstack-pkg-tools postinst scripts: touch no database, rabbit, keystone or endpoint
-  debconf-set-selections < "$LIB/debconf-preseed.txt"
-  timeout 600 apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || log "apt-get update failed (continuing)"
-  local rc=0
-  timeout 2400 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" \
-    >"$LOGD/apt.log" 2>&1 || rc=$?
-  [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $rc = 0 ] || { tail -n 30 "$LOGD/apt.log" >&2; die "apt-get install failed ($rc), see $LOGD/apt.log"; }
-}
+# openstack-pkg-tools postinst scripts: touch no database, rabbit, keystone or endpoint.
+APT_LOG="$LOGD/apt.log" APT_PRESEED="$LIB/debconf-preseed.txt" APT_LOCK_WAIT=600 APT_INSTALL_TIMEOUT=2400
+. "$(dirname "$0")/apt.sh"
 PKGS=(keystone placement-api glance-api nova-api nova-conductor nova-scheduler
       neutron-server uwsgi-plugin-python3 python3-psycopg2 curl)
 [ "$CINDER" = real ] && PKGS+=(cinder-api cinder-scheduler)   # cinder-volume's deb wants lvm2/tgt: not installed
@@ -414,6 +394,10 @@ state_path = /var/lib/cinder
 log_dir = $LOGD
 enabled_backends = fake
 glance_api_servers = http://127.0.0.1:9292
+# cinder-volume publishes its capabilities to the scheduler on this period, after a random
+# delay of up to periodic_fuzzy_delay: until then no volume can be scheduled.
+periodic_interval = 5
+periodic_fuzzy_delay = 0
 $(dbsec cinder)
 [fake]
 # no LVM, no iSCSI: volumes exist only in cinder's database

@@ -172,27 +172,8 @@ if [ -x /usr/bin/scontrol ] && cmp -s "$DIR/slurm.conf.new" "$CONF" && alive "$D
 fi
 
 # ---- packages ------------------------------------------------------------------------------------------
-apt_install() {
-  local p missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get (Debian bookworm needed)"
-  log "installing: ${missing[*]}"
-  local made_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then   # no init system: postinst scripts must not start daemons
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || log "apt-get update failed (continuing)"
-  local rc=0
-  timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" \
-    >"$DIR/apt.log" 2>&1 || rc=$?
-  [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $rc = 0 ] || { tail -n 20 "$DIR/apt.log" >&2; die "apt-get install failed ($rc), see $DIR/apt.log"; }
-}
+APT_LOG="$DIR/apt.log"
+. "$(dirname "$0")/apt.sh"
 apt_install "${PKGS[@]}"
 
 # ---- users, dirs, keys, config ----------------------------------------------------------------------

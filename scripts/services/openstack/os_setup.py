@@ -171,6 +171,11 @@ def checks(sess):
                 for binary in ("cinder-scheduler", "cinder-volume"):
                     if not any(s["binary"] == binary and s["state"] == "up" for s in svcs):
                         bad.append("%s not up yet" % binary)
+                # "up" is not enough: until cinder-volume has published its capabilities, the
+                # scheduler knows no backend and every volume create fails (NoValidBackend).
+                pools = api(sess, "volumev3", raise_exc=False).get("/scheduler-stats/get_pools")
+                if pools.status_code >= 300 or not pools.json().get("pools"):
+                    bad.append("the cinder scheduler knows no backend yet")
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.EndpointNotFound,
                 ks_exc.DiscoveryFailure, ks_exc.HttpError, ks_exc.RetriableConnectionFailure) as e:
             bad.append("%s: %s" % (typ, type(e).__name__))
