@@ -34,8 +34,11 @@ pub fn lint(y: &Yaml, diags: &mut Diagnostics) {
     if !matches!(y.value, YamlValue::Map(_) | YamlValue::Seq(_)) {
         return;
     }
-    let mut stack = vec![y];
-    while let Some(y) = stack.pop() {
+    // The stack is allocated only when there is something below the top to walk (a function
+    // call, the usual case, has nothing).
+    let mut stack = Vec::new();
+    let mut top = Some(y);
+    while let Some(y) = top.take().or_else(|| stack.pop()) {
         match &y.value {
             YamlValue::Map(entries) => {
                 if let [(k, _)] = &entries[..] {
