@@ -51,8 +51,9 @@ impl DataTypes for Registry {
 }
 
 /// Per node template, what later passes need beyond the output model.
-/// Property values by name, shared so that evaluating a `get_property` does not copy them.
-pub(super) type Values = IndexMap<String, Rc<PV>, rustc_hash::FxBuildHasher>;
+/// Property values by name (a node shares its whole map, so evaluating a `get_property` does
+/// not copy them).
+pub(super) type Values = IndexMap<String, PV, rustc_hash::FxBuildHasher>;
 
 pub(super) struct NodeCtx {
     pub name: String,
@@ -400,11 +401,11 @@ impl Ctx<'_> {
                 }
                 self.check_fed_input(owner, name, y, def);
                 let v = self.spec_check(y, def);
-                out.insert(name.clone(), Rc::new(self.pv_of(v)));
+                out.insert(name.clone(), self.pv_of(v));
             } else if let Some(d) = &def.default {
                 // Defaults were checked (and reported) with their definition.
                 let v = self.quiet_check(d, def);
-                out.insert(name.clone(), Rc::new(self.pv_of(v)));
+                out.insert(name.clone(), self.pv_of(v));
             } else if required_check && def.required.map(|r| r.value).unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::new(&codes::MISSING_PROPERTY, span, format!("{owner}: required {what} `{name}` has no value"))

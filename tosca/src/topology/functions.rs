@@ -93,18 +93,20 @@ impl Eval<'_, '_> {
             if let Some(def) = flat.properties.get(&first.value) {
                 self.check_nested_path(def, &path[1..], report)?;
             }
-            let pv = self.ctx.nodes[n].properties.get(&first.value).cloned();
+            // The node's map is shared (not the value copied) while `self` is used mutably.
+            let values = self.ctx.nodes[n].properties.clone();
+            let pv = values.get(&first.value);
             let site = Site { node: Some(n), source: None, target: None };
             // Fast path: a value without calls cannot fail to evaluate, so the field is read
             // in place when the path leads to one (otherwise, as before: the whole value, then
             // the path with its diagnostics).
-            if let Some(pv) = pv.as_deref().filter(|pv| !attribute && !has_call(pv)) {
+            if let Some(pv) = pv.filter(|pv| !attribute && !has_call(pv)) {
                 if let Some(j) = pv_index(pv, &path[1..]) {
                     return Ok(Some(j));
                 }
             }
             let v = match pv {
-                Some(pv) => self.eval_pv(&pv, site, depth + 1),
+                Some(pv) => self.eval_pv(pv, site, depth + 1),
                 None => Some(J::Null),
             };
             return match v {
@@ -141,10 +143,11 @@ impl Eval<'_, '_> {
             if attribute || !has_prop {
                 return Ok(None);
             }
-            let pv = self.ctx.nodes[n].capabilities.get(&first.value).and_then(|(_, p)| p.get(&second.value)).cloned();
+            let capabilities = self.ctx.nodes[n].capabilities.clone();
+            let pv = capabilities.get(&first.value).and_then(|(_, p)| p.get(&second.value));
             let site = Site { node: Some(n), source: None, target: None };
             return Ok(match pv {
-                Some(pv) => self.eval_at(&pv, &path[2..], site, depth + 1),
+                Some(pv) => self.eval_at(pv, &path[2..], site, depth + 1),
                 None => Some(J::Null),
             });
         }
@@ -440,7 +443,7 @@ impl Eval<'_, '_> {
 
     /// [`Self::render_owned`] of values built for one use (relationship, group, policy properties).
     fn render_values(&mut self, values: super::build::Values, site: Site) -> IndexMap<String, J> {
-        values.into_iter().map(|(k, v)| (k, self.render_owned(Rc::try_unwrap(v).unwrap_or_else(|rc| (*rc).clone()), site))).collect()
+        values.into_iter().map(|(k, v)| (k, self.render_owned(v, site))).collect()
     }
 
     fn render_call(&mut self, c: &Call, site: Site) -> J {
@@ -722,7 +725,7 @@ fn move_properties(ctx: &mut Ctx<'_>, rendered: Vec<J>, topo: &mut Topology) {
         let values = Rc::try_unwrap(std::mem::take(&mut node.properties)).unwrap_or_else(|shared| (*shared).clone());
         let mut properties = IndexMap::with_capacity(values.len());
         for (k, v) in values {
-            let j = if has_call(&v) { rendered.next().unwrap_or(J::Null) } else { Rc::try_unwrap(v).map(PV::into_json).unwrap_or_else(|shared| plain_json(&shared)) };
+            let j = if has_call(&v) { rendered.next().unwrap_or(J::Null) } else { v.into_json() };
             properties.insert(k, j);
         }
         if let Some(out) = topo.nodes.get_mut(&node.name) {
