@@ -178,7 +178,7 @@ fn bad_arg(diags: &mut Diagnostics, y: &Yaml, name: &str, what: &str) -> Option<
 
 fn str_arg(diags: &mut Diagnostics, y: &Yaml, name: &str, what: &str) -> Option<Sp<String>> {
     match &y.value {
-        YamlValue::Str(s) if !s.is_empty() => Some(Sp::new(s.to_string(), y.span)),
+        YamlValue::Str(s) if !s.is_empty() => Some(Sp::new(s.as_str().to_owned(), y.span)),
         _ => {
             bad_arg(diags, y, name, &format!("{what} must be a name"));
             None
@@ -190,7 +190,7 @@ fn path(diags: &mut Diagnostics, items: &[Yaml], name: &str) -> Option<Vec<PathS
     let mut out = Vec::new();
     for y in items {
         match &y.value {
-            YamlValue::Str(s) => out.push(PathSeg::Name(Sp::new(s.to_string(), y.span))),
+            YamlValue::Str(s) => out.push(PathSeg::Name(Sp::new(s.as_str().to_owned(), y.span))),
             YamlValue::Int(i) => out.push(PathSeg::Index(Sp::new(*i, y.span))),
             _ => {
                 bad_arg(diags, y, name, "path elements must be names or list indexes");
@@ -276,7 +276,7 @@ fn parse_expr(name: &str, args: &Yaml, span: Span, diags: &mut Diagnostics) -> O
             }
             let string = arg(&list[0], diags)?;
             let chars = match &list[1].value {
-                YamlValue::Str(s) if !s.is_empty() => Sp::new(s.to_string(), list[1].span),
+                YamlValue::Str(s) if !s.is_empty() => Sp::new(s.as_str().to_owned(), list[1].span),
                 _ => return bad_arg(diags, &list[1], name, "the separators must be a non-empty string"),
             };
             let index = match list[2].as_i64() {

@@ -108,7 +108,7 @@ impl Parser<'_> {
     /// A string; numbers and booleans are accepted as their source text (descriptions, names).
     fn string(&mut self, y: &Yaml, what: &str) -> Option<Sp<String>> {
         match &y.value {
-            YamlValue::Str(s) => Some(Sp::new(s.to_string(), y.span)),
+            YamlValue::Str(s) => Some(Sp::new(s.as_str().to_owned(), y.span)),
             YamlValue::Int(_) | YamlValue::Float(_) | YamlValue::Bool(_) => {
                 Some(Sp::new(y.scalar_text().unwrap_or_default(), y.span))
             }
@@ -167,7 +167,7 @@ impl Parser<'_> {
         for (k, v) in self.map(y, "metadata").unwrap_or(&[]) {
             let Some(key) = self.key(k, "metadata") else { continue };
             let value = match &v.value {
-                YamlValue::Str(s) => s.to_string(),
+                YamlValue::Str(s) => s.as_str().to_owned(),
                 YamlValue::Seq(_) | YamlValue::Map(_) => {
                     self.diags.report(&codes::BAD_METADATA, v.span, format!("metadata `{}` is {}, not a string", key.value, v.kind_name()));
                     continue;

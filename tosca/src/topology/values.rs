@@ -62,7 +62,7 @@ pub fn untyped(y: &crate::yaml::Yaml) -> crate::value::Value {
         Y::Bool(b) => Value::Bool(*b),
         Y::Int(i) => Value::Integer(*i),
         Y::Float(f) => Value::Float(*f),
-        Y::Str(s) => Value::String(s.to_string()),
+        Y::Str(s) => Value::String(s.as_str().to_owned()),
         Y::Seq(items) => Value::List(items.iter().map(untyped).collect()),
         Y::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), untyped(v))).collect()),
     }

@@ -220,7 +220,7 @@ impl<'t> Checker<'t> {
             YamlValue::Bool(b) => Value::Bool(*b),
             YamlValue::Int(i) => Value::Integer(*i),
             YamlValue::Float(f) => Value::Float(*f),
-            YamlValue::Str(s) => Value::String(s.to_string()),
+            YamlValue::Str(s) => Value::String(s.as_str().to_owned()),
             YamlValue::Seq(items) => {
                 Value::List(items.iter().enumerate().map(|(i, item)| self.untyped(item, &format!("{path}[{i}]"), depth + 1, diags)).collect())
             }
@@ -244,7 +244,7 @@ impl<'t> Checker<'t> {
         let ok = |v: Value| (v, true);
         match p {
             Primitive::String => match &y.value {
-                Y::Str(s) => ok(Value::String(s.to_string())),
+                Y::Str(s) => ok(Value::String(s.as_str().to_owned())),
                 Y::Int(_) | Y::Float(_) | Y::Bool(_) => {
                     let text = y.scalar_text().unwrap_or_default();
                     let what = if matches!(y.value, Y::Bool(_)) { "boolean" } else { "number" };
@@ -297,14 +297,14 @@ impl<'t> Checker<'t> {
                     Ok(t) => ok(Value::Timestamp(t)),
                     Err(why) => {
                         diags.report(&codes::BAD_TIMESTAMP, y.span, format!("{}{s:?} is not a valid timestamp: {why}", prefix(path)));
-                        (Value::String(s.to_string()), false)
+                        (Value::String(s.as_str().to_owned()), false)
                     }
                 },
                 _ => self.mismatch(y, &label.to_string(), path, depth, diags),
             },
             Primitive::Version => {
                 let text = match &y.value {
-                    Y::Str(s) => s.to_string(),
+                    Y::Str(s) => s.as_str().to_owned(),
                     Y::Int(_) | Y::Float(_) => {
                         let text = y.scalar_text().unwrap_or_default();
                         self.lenient(y, format!("the number {text} is read as the version {text:?}"), path, diags);
@@ -384,7 +384,7 @@ impl<'t> Checker<'t> {
                                 Diagnostic::new(&codes::BAD_SCALAR_UNIT, y.span, format!("{}{s:?} is not a valid {label}: {why}", prefix(path)))
                                     .help(format!("write a number and a unit, e.g. `{}`; units: {}", kind.example(), kind.unit_list())),
                             );
-                            (Value::String(s.to_string()), false)
+                            (Value::String(s.as_str().to_owned()), false)
                         }
                     },
                     Y::Int(_) | Y::Float(_) => {

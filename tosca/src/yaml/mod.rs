@@ -179,7 +179,7 @@ impl Yaml {
             return Some(r.to_string());
         }
         Some(match &self.value {
-            YamlValue::Str(s) => s.to_string(),
+            YamlValue::Str(s) => s.as_str().to_owned(),
             YamlValue::Null => "null".into(),
             YamlValue::Bool(b) => b.to_string(),
             YamlValue::Int(i) => i.to_string(),
@@ -196,7 +196,7 @@ impl Yaml {
             YamlValue::Bool(b) => J::Bool(*b),
             YamlValue::Int(i) => J::from(*i),
             YamlValue::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
-            YamlValue::Str(s) => J::String(s.to_string()),
+            YamlValue::Str(s) => J::String(s.as_str().to_owned()),
             YamlValue::Seq(items) => J::Array(items.iter().map(Yaml::to_json).collect()),
             YamlValue::Map(entries) => J::Object(
                 entries
