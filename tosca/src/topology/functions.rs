@@ -535,12 +535,31 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         // Only calls are rendered here: the node's property map is assembled by
         // `move_properties` once no call can read the values any more, moving them (and their
         // names) instead of copying.
+        // A property that is one call with a constant result keeps that result instead of the
+        // call: later lookups read it as they read any value, and the call's tree is freed now.
         let props = ev.ctx.nodes[i].properties.clone();
-        for v in props.values().filter(|v| has_call(v)) {
-            let j = ev.render(v, site);
-            rendered_calls.push(j);
+        let mut constants = Vec::new();
+        for (at, v) in props.values().enumerate().filter(|(_, v)| has_call(v)) {
+            match v {
+                PV::Call(c) => match ev.eval(&c.expr, site, 0, true) {
+                    Some(j) => constants.push((at, j)),
+                    None => rendered_calls.push(expr_json(c)),
+                },
+                _ => {
+                    let j = ev.render(v, site);
+                    rendered_calls.push(j);
+                }
+            }
         }
         drop(props);
+        if !constants.is_empty() {
+            let values = Rc::make_mut(&mut ev.ctx.nodes[i].properties);
+            for (at, j) in constants {
+                if let Some((_, slot)) = values.get_index_mut(at) {
+                    *slot = PV::Json(j);
+                }
+            }
+        }
         let properties = IndexMap::new();
         let flat = ev.ctx.reg.flat_rc(tid);
         let mut capabilities = IndexMap::with_capacity(ev.ctx.nodes[i].capabilities.len());
