@@ -8,12 +8,16 @@
 #[path = "support/qcg_fake.rs"]
 mod qcg_fake;
 
+
+#[path = "support/recorded.rs"]
+mod recorded;
+
 use providers::hpc::qcg::{QcgAuth, QcgScheduler};
 use providers::hpc::{HpcProvider, JobSpec, JobStatus, Phase, PollPolicy, Scheduler, SchedulerError, BATCH_JOB, QCG_JOB};
 use providers::retry::RetryPolicy;
 use providers::{ApplyRequest, BoxFuture, Provider, Realized, RelationshipSpec, Resolver};
 use serde_json::{json, Map, Value};
-use state::{ResourceState, ResourceStatus};
+use state::ResourceState;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,23 +117,7 @@ fn req(address: &str, types: &[&str], properties: Value) -> ApplyRequest {
 }
 
 fn state_of(req: &ApplyRequest, r: &Realized) -> ResourceState {
-    ResourceState {
-        address: req.address.clone(),
-        node: req.node.clone(),
-        index: None,
-        type_name: req.types[0].clone(),
-        provider: "hpc".into(),
-        site: None,
-        id: Some(r.id.clone()),
-        status: ResourceStatus::Created,
-        pending: None,
-        config: req.config.clone(),
-        attributes: r.attributes.clone(),
-        outputs: r.outputs.clone(),
-        sensitive: Vec::new(),
-        dependencies: Vec::new(),
-        private: r.private.clone(),
-    }
+    recorded::recorded(req, r, "hpc")
 }
 
 const JOB: &[&str] = &[BATCH_JOB, "tosca.nodes.Root"];

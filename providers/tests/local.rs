@@ -1,8 +1,11 @@
 //! The local provider against real processes and files.
 
+#[path = "support/recorded.rs"]
+mod recorded;
+
 use providers::{ApplyRequest, HostRef, LocalProvider, OperationSpec, Provider, Realized, RelationshipSpec, Resolver};
 use serde_json::{json, Map, Value};
-use state::{ResourceState, ResourceStatus};
+use state::ResourceState;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,23 +56,7 @@ fn req(workdir: &Path, address: &str, types: &[&str]) -> ApplyRequest {
 }
 
 fn state_of(req: &ApplyRequest, r: &Realized) -> ResourceState {
-    ResourceState {
-        address: req.address.clone(),
-        node: req.node.clone(),
-        index: req.index,
-        type_name: req.types[0].clone(),
-        provider: "local".into(),
-        site: None,
-        id: Some(r.id.clone()),
-        status: ResourceStatus::Created,
-        pending: None,
-        config: req.config.clone(),
-        attributes: r.attributes.clone(),
-        outputs: r.outputs.clone(),
-        sensitive: Vec::new(),
-        dependencies: Vec::new(),
-        private: r.private.clone(),
-    }
+    recorded::recorded(req, r, "local")
 }
 
 fn host_ref(address: &str, r: &Realized) -> HostRef {
