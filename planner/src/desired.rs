@@ -46,7 +46,7 @@ pub fn build(topo: &Topology, instances: &Instances, registry: &Registry, base_d
     for (node_name, node) in &topo.nodes {
         let provider = registry.provider_name(&node.types).to_string();
         if registry.get(&provider).is_none() {
-            return Err(PlanError::Instance { address: node_name.clone(), message: format!("no provider named `{provider}` is configured (rosca.toml [providers] maps node types to providers)") });
+            return Err(PlanError::Instance { address: node_name.clone(), message: format!("no provider named `{provider}` is configured: add a [sites.{provider}] table with its kind to rosca.toml, or map this node's type to a configured provider in [providers.types]") });
         }
         for (address, index) in instances.addresses(node_name) {
             let site = Site { node: node_name, index, source: None, target: None };
