@@ -153,3 +153,35 @@ topology_template:
     assert_eq!(o["db_port"].value, 5432);
     assert!(o["link"].value.get("$expr").is_some());
 }
+
+#[test]
+fn list_map_and_complex_inputs_show_their_value() {
+    let text = "tosca_definitions_version: tosca_simple_yaml_1_3
+data_types:
+  example.datatypes.Pair:
+    derived_from: tosca.datatypes.Root
+    properties:
+      a: { type: integer }
+      b: { type: string, default: x }
+topology_template:
+  inputs:
+    ports: { type: list, entry_schema: { type: integer }, default: [80, 443] }
+    labels: { type: map, entry_schema: { type: string }, default: { tier: web } }
+    pair: { type: example.datatypes.Pair, default: { a: 1 } }
+    size: { type: scalar-unit.size, default: 1 GB }
+    missing: { type: list, entry_schema: { type: string }, required: false }
+  node_templates:
+    n:
+      type: tosca.nodes.Root
+";
+    let c = compile(text);
+    assert!(c.diagnostics.is_empty(), "{:?}", codes(&c));
+    let value = |n: &str| c.topology.inputs[n].value.clone();
+    assert_eq!(value("ports"), Some(serde_json::json!([80, 443])));
+    assert_eq!(value("labels"), Some(serde_json::json!({"tier": "web"})));
+    assert_eq!(value("pair"), Some(serde_json::json!({"a": 1, "b": "x"})));
+    assert_eq!(value("size"), c.topology.inputs["size"].default);
+    assert_eq!(value("missing"), None);
+    // Each value is also its default here.
+    assert_eq!(value("ports"), c.topology.inputs["ports"].default);
+}

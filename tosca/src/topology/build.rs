@@ -356,10 +356,9 @@ impl Ctx<'_> {
                     required,
                     description: def.description.clone(),
                     default: default.as_ref().map(|v| v.to_json()),
-                    value: pv.as_ref().map(|p| match p {
-                        PV::Json(j) => j.clone(),
-                        _ => serde_json::Value::Null,
-                    }),
+                    // A list, map or complex value is a PV::List/Map too: all of it is shown
+                    // (a call inside stays as its `{"$expr": ...}` form, as in properties).
+                    value: pv.as_ref().map(|p| p.clone().into_json()),
                     sensitive,
                 },
             );
