@@ -267,7 +267,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Validate { args, format } => {
-            let compiled = compile(&args, &config)?;
+            // Only diagnostics are printed: the output model is not built.
+            let compiled = compile_with(&args, &config, tosca::check)?;
             let errors = compiled.has_errors();
             match format {
                 DiagFormat::Human => {
@@ -360,6 +361,11 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn compile(args: &TemplateArgs, config: &config::Config) -> Result<tosca::Compiled, String> {
+    compile_with(args, config, tosca::compile)
+}
+
+/// [`compile`] through `tosca::compile` or `tosca::check` (same diagnostics, no output model).
+fn compile_with(args: &TemplateArgs, config: &config::Config, run: fn(&Entry, &LoadOptions, &tosca::Inputs, Diagnostics, Sources) -> tosca::Compiled) -> Result<tosca::Compiled, String> {
     let mut options = LoadOptions { allow_fetch: !(args.load.offline || config.tosca.offline), ..LoadOptions::default() };
     if let Some(m) = args.load.max_file_size.or(config.tosca.max_file_size) {
         options.limits.max_file_size = m;
@@ -413,5 +419,5 @@ fn compile(args: &TemplateArgs, config: &config::Config) -> Result<tosca::Compil
         let name_span = tosca::Span { file, offset: 0, len: name.len() as u32, line: 1, col: 1 };
         inputs.push(tosca::syntax::Sp::new(name.trim().to_string(), name_span), y);
     }
-    Ok(tosca::compile(&entry, &options, &inputs, diags, sources))
+    Ok(run(&entry, &options, &inputs, diags, sources))
 }

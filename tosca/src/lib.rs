@@ -43,13 +43,26 @@ pub fn compile(entry: &loader::Entry, options: &loader::LoadOptions, inputs: &In
     compile_loaded(loaded, inputs, diags)
 }
 
+/// [`compile`] for a caller that only reports the diagnostics (`rosca validate`): every check
+/// runs and the diagnostics are the same as [`compile`]'s, but the nodes of the output model are
+/// not assembled (`topology.nodes` is empty). On a 10k-node template that model is most of the
+/// peak memory and a third of the time.
+pub fn check(entry: &loader::Entry, options: &loader::LoadOptions, inputs: &Inputs, mut diags: Diagnostics, sources: Sources) -> Compiled {
+    let loaded = loader::load_into(entry, options, &mut diags, sources);
+    compile_loaded_with(loaded, inputs, diags, false)
+}
+
 /// The pure part of [`compile`]: from loaded documents on, no IO.
-pub fn compile_loaded(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagnostics) -> Compiled {
+pub fn compile_loaded(loaded: loader::Loaded, inputs: &Inputs, diags: Diagnostics) -> Compiled {
+    compile_loaded_with(loaded, inputs, diags, true)
+}
+
+fn compile_loaded_with(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagnostics, model: bool) -> Compiled {
     let mut sources = loaded.sources;
     let docs: Vec<(FileId, yaml::Yaml)> = loaded.docs.into_iter().map(|d| (d.file, d.doc)).collect();
     let edges: Vec<(FileId, FileId, Option<String>)> = loaded.edges.iter().map(|e| (e.from, e.to, e.namespace_prefix.clone())).collect();
     let root = docs.first().map(|(f, _)| *f);
-    let topology = if docs.is_empty() { Topology::default() } else { topology::build(&mut sources, docs, &edges, inputs, &mut diags) };
+    let topology = if docs.is_empty() { Topology::default() } else { topology::build_with(&mut sources, docs, &edges, inputs, &mut diags, model) };
     Compiled { sources, topology, diagnostics: collapse_imported_warnings(diags.into_sorted(), root) }
 }
 

@@ -91,7 +91,13 @@ fn run_case(path: &Path) -> Result<(), String> {
         let y = tosca::yaml::parse(f, v, &Default::default()).map_err(|d| d.message)?;
         inputs.push(tosca::syntax::Sp::new(k.to_string(), tosca::Span::NONE), y);
     }
+    let checked = tosca::check(&Entry::Path(path.to_path_buf()), &options, &inputs, tosca::Diagnostics::new(), sources.clone());
     let c = tosca::compile(&Entry::Path(path.to_path_buf()), &options, &inputs, tosca::Diagnostics::new(), sources);
+    // `rosca validate` prints what `tosca::check` finds: it must be all that `compile` finds.
+    let line = |d: &tosca::Diagnostic| format!("{} {:?} {:?} {} {:?} {}", d.code, d.severity, d.span, d.message, d.help, d.related.len());
+    if checked.diagnostics.iter().map(line).ne(c.diagnostics.iter().map(line)) {
+        return Err("tosca::check and tosca::compile give different diagnostics".into());
+    }
     let file_id = |p: &Path| {
         let canonical = std::fs::canonicalize(p).ok();
         c.sources.iter().find(|(_, f)| std::fs::canonicalize(&f.name).ok() == canonical).map(|(id, _)| id)

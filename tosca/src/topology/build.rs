@@ -80,6 +80,9 @@ pub(super) struct Ctx<'a> {
     pub nodes: Vec<NodeCtx>,
     pub node_index: IndexMap<String, usize, rustc_hash::FxBuildHasher>,
     pub rel_templates: syntax::Named<syntax::RelationshipTemplate>,
+    /// False for a diagnostics-only compile ([`crate::check`]): every check still runs, but
+    /// the output model of the nodes is not assembled.
+    pub model: bool,
     /// Repository names defined by any file of the template.
     pub repositories: std::collections::HashSet<String>,
 }
@@ -87,6 +90,13 @@ pub(super) struct Ctx<'a> {
 /// Builds the topology of `docs` (root first). Returns `None` only when there is nothing to
 /// build from (the root failed to parse).
 pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics) -> Topology {
+    build_with(sources, docs, edges, given, diags, true)
+}
+
+/// [`build`]; with `model` false, only the diagnostics are wanted: the same checks run, in the
+/// same order, but the nodes of the output model (their properties, capabilities,
+/// requirements, interfaces, attributes) are not assembled, and the returned topology has none.
+pub fn build_with(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics, model: bool) -> Topology {
     // Each YAML document is dropped as soon as its syntax is read: peak memory matters on big templates.
     let mut templates: Vec<ServiceTemplate> = docs
         .into_iter()
@@ -176,7 +186,7 @@ pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(
         diags.report(&codes::EMPTY_TOPOLOGY, tt.span, "topology_template has no node_templates");
     }
     let exported_requirements = tt.substitution_mappings.iter().flat_map(|s| s.requirements.iter()).filter_map(|(_, t)| Some((t.first()?.value.clone(), t.get(1)?.value.clone()))).collect();
-    let mut ctx = Ctx { reg, diags, repositories, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::default(), rel_templates: tt.relationship_templates.clone() };
+    let mut ctx = Ctx { reg, diags, repositories, inputs: IndexMap::new(), input_yaml: IndexMap::new(), exported_requirements, nodes: Vec::new(), node_index: IndexMap::default(), rel_templates: tt.relationship_templates.clone(), model };
     ctx.build_inputs(&tt.inputs, given, &mut topo);
     let node_templates = std::mem::take(&mut tt.node_templates);
     // Sized once: growing these by doubling copied every node several times at 10k nodes.

@@ -446,6 +446,18 @@ impl Eval<'_, '_> {
         values.into_iter().map(|(k, v)| (k, self.render_owned(v, site))).collect()
     }
 
+    /// What [`Self::render`] reports, without building the value: each call is checked.
+    fn check_calls(&mut self, pv: &PV, site: Site) {
+        match pv {
+            PV::Json(_) => {}
+            PV::List(items) => items.iter().for_each(|i| self.check_calls(i, site)),
+            PV::Map(m) => m.values().for_each(|v| self.check_calls(v, site)),
+            PV::Call(c) => {
+                self.eval(&c.expr, site, 0, true);
+            }
+        }
+    }
+
     fn render_call(&mut self, c: &Call, site: Site) -> J {
         match self.eval(&c.expr, site, 0, true) {
             Some(v) => v,
@@ -543,11 +555,14 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
             match v {
                 PV::Call(c) => match ev.eval(&c.expr, site, 0, true) {
                     Some(j) => constants.push((at, j)),
-                    None => rendered_calls.push(expr_json(c)),
+                    None if ev.ctx.model => rendered_calls.push(expr_json(c)),
+                    None => {}
                 },
                 _ => {
                     let j = ev.render(v, site);
-                    rendered_calls.push(j);
+                    if ev.ctx.model {
+                        rendered_calls.push(j);
+                    }
                 }
             }
         }
@@ -566,12 +581,20 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         for (cname, (ctype, cprops)) in ev.ctx.nodes[i].capabilities.clone().iter() {
             let (cname, ctype) = (cname.clone(), *ctype);
             let cdef = &flat.capabilities[&cname];
-            let rendered: IndexMap<String, J> = cprops.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect();
+            let type_name = ctype.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| cdef.type_name.value.clone());
+            // Without a model only `scaling_of` reads rendered properties, of a scalable capability.
+            let rendered: IndexMap<String, J> = if ev.ctx.model || is_scalable(&ev.ctx.reg, &cname, &type_name) {
+                cprops.iter().map(|(k, v)| (k.clone(), ev.render(v, site))).collect()
+            } else {
+                cprops.values().for_each(|v| ev.check_calls(v, site));
+                IndexMap::new()
+            };
             capabilities.insert(
                 cname.clone(),
                 Capability {
-                    type_name: ctype.map(|t| ev.ctx.reg.get(t).name.clone()).unwrap_or_else(|| cdef.type_name.value.clone()),
-                    types: ctype.map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(),
+                    type_name,
+                    // Only the model reads the chain; `scaling_of` reads the name and properties.
+                    types: ctype.filter(|_| ev.ctx.model).map(|t| ev.ctx.reg.chain_names(t)).unwrap_or_default(),
                     properties: rendered,
                     attributes: IndexMap::new(),
                     occurrences: ev.ctx.nodes[i].tpl.capabilities.get(&cname).and_then(|(_, a)| a.occurrences).or(cdef.occurrences).map(|o| o.value),
@@ -588,13 +611,20 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
                 let node_name = ev.ctx.nodes[i].name.clone();
                 let owner = format_args!("relationship of requirement `{}` of `{node_name}`", r.name);
                 let pv = ev.ctx.assign_values(&owner, r.span, &flat.properties, &r.relationship_properties, "property", false);
-                props = ev.render_values(pv, rel_site);
+                if ev.ctx.model {
+                    props = ev.render_values(pv, rel_site);
+                } else {
+                    pv.values().for_each(|v| ev.check_calls(v, rel_site));
+                }
             }
             let mut interfaces = IndexMap::new();
             if let Some(rt) = &r.relationship_template {
                 if let Some((_, tpl)) = ev.ctx.rel_templates.get(rt).cloned() {
                     interfaces = render_interfaces(&mut ev, tpl.interfaces.iter().map(|(k, (_, i))| (k, i)), rel_site);
                 }
+            }
+            if !ev.ctx.model {
+                continue;
             }
             requirements.push(Requirement {
                 name: r.name.clone(),
@@ -617,7 +647,7 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         let shared = ev.ctx.nodes[i].tpl.interfaces.is_empty();
         if shared {
             if let Some(cached) = iface_cache.get(&tid) {
-                let interfaces = cached.clone();
+                let interfaces = if ev.ctx.model { cached.clone() } else { IndexMap::new() };
                 build_node_model(&mut ev, i, tid, &flat, NodeParts { properties, capabilities, requirements, scaling }, interfaces, topo);
                 continue;
             }
@@ -653,7 +683,8 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
         ifaces.extend(own.iter().filter(|(o, _)| !flat.interfaces.contains_key(o)).map(|(o, m)| (o, m)));
         let interfaces = render_interfaces(&mut ev, ifaces, site);
         if shared && !interfaces_call_functions(&flat.interfaces) {
-            iface_cache.insert(tid, interfaces.clone());
+            // Without a model the entry only marks the type as rendered (and checked) once.
+            iface_cache.insert(tid, if ev.ctx.model { interfaces.clone() } else { IndexMap::new() });
         }
         build_node_model(&mut ev, i, tid, &flat, NodeParts { properties, capabilities, requirements, scaling }, interfaces, topo);
     }
@@ -730,7 +761,9 @@ pub(super) fn finish(ctx: &mut Ctx<'_>, tt: &syntax::TopologyTemplate, reqs: Vec
     for (name, (_, w)) in &tt.workflows {
         topo.workflows.insert(name.clone(), workflow(&mut ev, name, w, tt));
     }
-    move_properties(ev.ctx, rendered_calls, topo);
+    if ev.ctx.model {
+        move_properties(ev.ctx, rendered_calls, topo);
+    }
 }
 
 /// The last step of [`finish`]: each node's property map, from the builder's values (moved, now
@@ -775,10 +808,6 @@ struct NodeParts {
 fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, flat: &crate::types::FlatType, parts: NodeParts, interfaces: IndexMap<String, Interface>, topo: &mut Topology) {
     let NodeParts { properties, capabilities, requirements, scaling } = parts;
     let site = Site { node: Some(i), source: None, target: None };
-    let mut artifacts: IndexMap<String, Artifact> = IndexMap::new();
-    for (k, a) in flat.artifacts.iter().chain(ev.ctx.nodes[i].tpl.artifacts.iter().map(|(k, (_, a))| (k, a))) {
-        artifacts.insert(k.clone(), Artifact { type_name: a.type_name.as_ref().map(|t| t.value.clone()), file: a.file.value.clone(), repository: a.repository.as_ref().map(|r| r.value.clone()), deploy_path: a.deploy_path.clone() });
-    }
     let attrs_given = std::mem::take(&mut ev.ctx.nodes[i].tpl.attributes);
     let mut attributes = IndexMap::new();
     for (k, def) in &flat.attributes {
@@ -786,8 +815,20 @@ fn build_node_model(ev: &mut Eval<'_, '_>, i: usize, tid: crate::types::TypeId, 
         if let Some(y) = y {
             let v = ev.ctx.spec_check(&y, def);
             let pv = ev.ctx.pv_of(v);
-            attributes.insert(k.clone(), ev.render_owned(pv, site));
+            if ev.ctx.model {
+                attributes.insert(k.clone(), ev.render_owned(pv, site));
+            } else {
+                ev.check_calls(&pv, site);
+            }
         }
+    }
+    // The attributes were the last part with checks: the rest is only the model.
+    if !ev.ctx.model {
+        return;
+    }
+    let mut artifacts: IndexMap<String, Artifact> = IndexMap::new();
+    for (k, a) in flat.artifacts.iter().chain(ev.ctx.nodes[i].tpl.artifacts.iter().map(|(k, (_, a))| (k, a))) {
+        artifacts.insert(k.clone(), Artifact { type_name: a.type_name.as_ref().map(|t| t.value.clone()), file: a.file.value.clone(), repository: a.repository.as_ref().map(|r| r.value.clone()), deploy_path: a.deploy_path.clone() });
     }
     let sensitive = flat.properties.iter().filter(|(_, d)| is_sensitive(&ev.ctx.reg, d)).map(|(k, _)| k.clone()).collect();
     // Nothing reads these parts of the template after this: moved, not copied.
@@ -829,7 +870,11 @@ fn render_interfaces<'i>(ev: &mut Eval<'_, '_>, ifaces: impl IntoIterator<Item =
                 crate::function::lint(&y, ev.ctx.diags);
                 let v = untyped(&y);
                 let pv = ev.ctx.pv_of(v);
-                inputs.insert(k.clone(), ev.render_owned(pv, site));
+                if ev.ctx.model {
+                    inputs.insert(k.clone(), ev.render_owned(pv, site));
+                } else {
+                    ev.check_calls(&pv, site);
+                }
             }
             let imp = o.implementation.as_ref();
             ops.insert(
@@ -849,9 +894,13 @@ fn render_interfaces<'i>(ev: &mut Eval<'_, '_>, ifaces: impl IntoIterator<Item =
     out
 }
 
+/// The capability [`scaling_of`] reads: named `scalable`, or of a type derived from Scalable.
+fn is_scalable(reg: &crate::types::Registry, name: &str, type_name: &str) -> bool {
+    name == "scalable" || reg.lookup(TypeKind::Capability, "tosca.capabilities.Scalable").is_some_and(|s| reg.lookup(TypeKind::Capability, type_name).is_some_and(|t| reg.derives_from(t, s)))
+}
+
 fn scaling_of(ev: &mut Eval<'_, '_>, i: usize, caps: &IndexMap<String, Capability>) -> Option<Scaling> {
-    let scalable = ev.ctx.reg.lookup(TypeKind::Capability, "tosca.capabilities.Scalable");
-    let (name, cap) = caps.iter().find(|(n, c)| n.as_str() == "scalable" || scalable.is_some_and(|s| ev.ctx.reg.lookup(TypeKind::Capability, &c.type_name).is_some_and(|t| ev.ctx.reg.derives_from(t, s))))?;
+    let (name, cap) = caps.iter().find(|(n, c)| is_scalable(&ev.ctx.reg, n, &c.type_name))?;
     let get = |k: &str| cap.properties.get(k).and_then(J::as_u64);
     let given = |k: &str| ev.ctx.nodes[i].tpl.capabilities.get(name).is_some_and(|(_, a)| a.properties.contains_key(k));
     // INDIGO writes `count`; TOSCA `default_instances`. An explicit value wins over a default.

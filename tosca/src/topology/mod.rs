@@ -7,5 +7,5 @@ mod model;
 mod requirements;
 mod values;
 
-pub use build::{build, Inputs};
+pub use build::{build, build_with, Inputs};
 pub use model::*;
