@@ -2,6 +2,8 @@
 # Compares what two builds of the `validate` example (tosca/examples/validate.rs) print with
 # --topology (diagnostics, then the redacted topology as JSON) on every fixture template and the
 # generated benchmark templates: a performance change must not change either.
+# The example also runs tosca::check (what `rosca validate` uses) and prints its diagnostics
+# when they are not compile's, so that shows as a difference too.
 # Usage: tosca/benches/compare-output.sh OLD_BINARY NEW_BINARY [FILE...]
 set -uo pipefail
 old=$1 new=$2; shift 2
