@@ -27,6 +27,9 @@ pub struct Compiled {
     pub sources: Sources,
     pub topology: Topology,
     pub diagnostics: Vec<Diagnostic>,
+    /// From [`check`]: the builder's data, dropped with the result (or not at all when the
+    /// caller forgets the result before exiting, as `rosca validate` does).
+    _retained: Option<topology::Retained>,
 }
 
 impl Compiled {
@@ -62,8 +65,8 @@ fn compile_loaded_with(loaded: loader::Loaded, inputs: &Inputs, mut diags: Diagn
     let docs: Vec<(FileId, yaml::Yaml)> = loaded.docs.into_iter().map(|d| (d.file, d.doc)).collect();
     let edges: Vec<(FileId, FileId, Option<String>)> = loaded.edges.iter().map(|e| (e.from, e.to, e.namespace_prefix.clone())).collect();
     let root = docs.first().map(|(f, _)| *f);
-    let topology = if docs.is_empty() { Topology::default() } else { topology::build_with(&mut sources, docs, &edges, inputs, &mut diags, model) };
-    Compiled { sources, topology, diagnostics: collapse_imported_warnings(diags.into_sorted(), root) }
+    let (topology, retained) = if docs.is_empty() { (Topology::default(), None) } else { topology::build_with(&mut sources, docs, &edges, inputs, &mut diags, model) };
+    Compiled { sources, topology, diagnostics: collapse_imported_warnings(diags.into_sorted(), root), _retained: retained }
 }
 
 /// Warnings inside imported files (type libraries the user may not own) are summarized: the

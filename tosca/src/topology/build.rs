@@ -90,13 +90,18 @@ pub(super) struct Ctx<'a> {
 /// Builds the topology of `docs` (root first). Returns `None` only when there is nothing to
 /// build from (the root failed to parse).
 pub fn build(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics) -> Topology {
-    build_with(sources, docs, edges, given, diags, true)
+    build_with(sources, docs, edges, given, diags, true).0
 }
+
+/// What [`build_with`] hands back instead of freeing when it builds no model: the builder's
+/// node data, so that a caller about to exit (`rosca validate`) can skip freeing it too.
+pub type Retained = Box<dyn std::any::Any>;
 
 /// [`build`]; with `model` false, only the diagnostics are wanted: the same checks run, in the
 /// same order, but the nodes of the output model (their properties, capabilities,
-/// requirements, interfaces, attributes) are not assembled, and the returned topology has none.
-pub fn build_with(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics, model: bool) -> Topology {
+/// requirements, interfaces, attributes) are not assembled, and the returned topology has none;
+/// the builder's node data is returned with it (see [`Retained`]).
+pub fn build_with(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges: &[(crate::FileId, crate::FileId, Option<String>)], given: &Inputs, diags: &mut Diagnostics, model: bool) -> (Topology, Option<Retained>) {
     // Each YAML document is dropped as soon as its syntax is read: peak memory matters on big templates.
     let mut templates: Vec<ServiceTemplate> = docs
         .into_iter()
@@ -175,11 +180,11 @@ pub fn build_with(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges
             );
         }
     }
-    let Some(root) = templates.first_mut() else { return topo };
+    let Some(root) = templates.first_mut() else { return (topo, None) };
     topo.description = root.description.take();
     topo.metadata = std::mem::take(&mut root.metadata);
     let Some(mut tt) = root.topology.take() else {
-        return topo;
+        return (topo, None);
     };
     drop(templates);
     if tt.node_templates.is_empty() {
@@ -214,7 +219,9 @@ pub fn build_with(sources: &mut Sources, docs: Vec<(crate::FileId, Yaml)>, edges
     }
     ctx.check_cycles(&requirements);
     super::functions::finish(&mut ctx, &tt, requirements, &mut topo);
-    topo
+    // Freeing the nodes' data is ~5% of a 10k-node check.
+    let retained = (!model).then(|| Box::new(std::mem::take(&mut ctx.nodes)) as Retained);
+    (topo, retained)
 }
 
 impl Ctx<'_> {

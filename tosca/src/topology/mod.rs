@@ -7,5 +7,5 @@ mod model;
 mod requirements;
 mod values;
 
-pub use build::{build, build_with, Inputs};
+pub use build::{build, build_with, Inputs, Retained};
 pub use model::*;
