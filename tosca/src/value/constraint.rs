@@ -74,9 +74,12 @@ fn cache_key(c: &Constraint, spec: &TypeSpec) -> Option<CacheKey> {
     Some((c.span.file.0, c.span.offset, c.span.len, c.arg.span.file.0, c.arg.span.offset, c.op as u8))
 }
 
+/// Each constraint's arguments as read for one type: (type name, argument).
+type Prepared = Vec<(String, Rc<Arg>)>;
+
 /// Prepared constraint arguments of one compile (see [`holds`]), held by the type registry.
 #[derive(Debug, Default)]
-pub struct PreparedConstraints(RefCell<HashMap<CacheKey, Vec<(String, Rc<Arg>)>, rustc_hash::FxBuildHasher>>);
+pub struct PreparedConstraints(RefCell<HashMap<CacheKey, Prepared, rustc_hash::FxBuildHasher>>);
 
 impl PreparedConstraints {
     fn get(&self, key: &CacheKey, type_name: &str) -> Option<Rc<Arg>> {
