@@ -5,45 +5,19 @@
 //! PyPI is unavailable; otherwise a missing environment is a failure, not a silent pass.
 
 mod util;
+#[path = "util/state_server.rs"]
+mod state_server;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// A `rosca serve` process, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = util::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_rosca"))
-        .args(["serve", "--no-auth", "--listen", &listen, "--data-dir"])
-        .arg(dir.path().join("data"))
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("rosca serve starts");
-    let mut server = Server { child, base: format!("http://{listen}"), _dir: dir };
-    util::wait_serving(&mut server.child, &listen);
-    server
+fn serve() -> state_server::Server {
+    state_server::serve("", true)
 }
 
 /// The virtualenv's directory, or `None` when these tests are skipped on purpose.

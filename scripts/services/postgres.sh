@@ -55,18 +55,10 @@ install_postgres() {
   [ -n "$(pg_bin)" ] && command -v psql >/dev/null && return 0
   [ "$(id -u)" = 0 ] || die "PostgreSQL is not installed and this is not root: install Debian's postgresql (apt-get install postgresql) or set PG_HOST/PG_PORT/PGUSER to a running server"
   command -v apt-get >/dev/null || die "PostgreSQL is not installed and there is no apt-get here"
-  log "installing Debian's postgresql"
-  local made_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || log "apt-get update failed (continuing)"
-  local rc=0
-  timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql postgresql-client >&2 || rc=$?
-  [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-  [ $rc = 0 ] || die "apt-get install postgresql failed ($rc)"
+  APT_LOG="$DIR/apt.log"
+  mkdir -p "$DIR"
+  . "$(dirname "$0")/apt.sh"
+  apt_install postgresql postgresql-client
 }
 
 start_private() {

@@ -168,21 +168,7 @@ impl LockRecord {
 type Fetched = Option<(Vec<u8>, Option<String>)>;
 
 async fn fetch(store: Arc<AmazonS3>, key: ObjPath) -> object_store::Result<Fetched> {
-    match store.get(&key).await {
-        Ok(got) => {
-            let etag = got.meta.e_tag.clone();
-            Ok(Some((got.bytes().await?.to_vec(), etag)))
-        }
-        Err(object_store::Error::NotFound { path, source }) => {
-            // A missing bucket is a 404 too: that is an error, not an absent state.
-            if chain(&*source).contains("NoSuchBucket") {
-                Err(object_store::Error::NotFound { path, source })
-            } else {
-                Ok(None)
-            }
-        }
-        Err(e) => Err(e),
-    }
+    Ok(fetch_state(store, key).await?.map(|(bytes, etag, _)| (bytes, etag)))
 }
 
 /// The state object: bytes, ETag and journal base.
@@ -196,6 +182,7 @@ async fn fetch_state(store: Arc<AmazonS3>, key: ObjPath) -> object_store::Result
             Ok(Some((got.bytes().await?.to_vec(), etag, base)))
         }
         Err(object_store::Error::NotFound { path, source }) => {
+            // A missing bucket is a 404 too: that is an error, not an absent object.
             if chain(&*source).contains("NoSuchBucket") {
                 Err(object_store::Error::NotFound { path, source })
             } else {

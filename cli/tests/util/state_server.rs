@@ -1,5 +1,5 @@
 //! A `rosca serve` process serving `/state/{name}` (the HTTP state backend), for the tests that
-//! use it as a state server (cli/tests/state_http.rs, cli/tests/backends.rs). Included with
+//! run one (cli/tests/state_http.rs, cli/tests/backends.rs, cli/tests/serve_compat.rs). Included with
 //! `#[path]`, next to `mod util`.
 
 use std::process::{Child, Command, Stdio};
